@@ -1,0 +1,104 @@
+# llamabook — LLaMA inference in plain C, one chapter at a time.
+#
+#   make              build every chapter (build/chNN), the tools and the tiny synthetic model
+#   make run          generate a story with the newest chapter
+#   make test         the whole test suite (gcc, clang, sanitizers, ...); ends "N passed, N failed"
+#   make bench        measure every chapter; prints a markdown table
+#   make docs         the book as HTML (Doxygen) in docs/html
+#   make diff N=2     what chapter 2 changes in chapter 1
+#
+# Variables: SHARED (../shared), CC, BUILD (build), OPT (-O2), ARCH (native: the
+# -march of the SIMD chapters), SIMD (1; 0 = plain-C kernels), SANITIZE (1 =
+# address+undefined, thread = ThreadSanitizer), WERROR (1 = warnings are errors).
+
+SHARED   ?= ../shared
+BUILD    ?= build
+OPT      ?= -O2
+ARCH     ?= native
+SIMD     ?= 1
+SANITIZE ?= 0
+WERROR   ?= 0
+
+WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
+SAN_1 := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_thread := -fsanitize=thread
+SAN_FLAGS := $(SAN_$(SANITIZE))
+CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE -Isrc $(SAN_FLAGS) $(CFLAGS)
+LDLIBS_ALL := $(SAN_FLAGS) $(LDFLAGS) -lm -lpthread
+
+# Chapters 1-3 are plain, strict IEEE fp32 C: no fused multiply-add, no -march,
+# so their sums round exactly like the llama2.c reference. Chapters 4 and on
+# are compiled for the CPU they run on and choose their SIMD kernels from it.
+STRICT_CHAPTERS := 01 02 03
+STRICT_FLAGS := -ffp-contract=off
+SIMD_FLAGS := $(if $(ARCH),-march=$(ARCH)) -DLB_SIMD=$(SIMD)
+chapter_flags = $(if $(filter $(STRICT_CHAPTERS),$(1)),$(STRICT_FLAGS),$(SIMD_FLAGS))
+
+CHAPTER_SRCS := $(sort $(wildcard chapters/[0-9][0-9]_*.c))
+chapter_num = $(notdir $(firstword $(subst _, ,$(1))))
+CHAPTER_NUMS := $(foreach c,$(CHAPTER_SRCS),$(call chapter_num,$(c)))
+CHAPTER_BINS := $(addprefix $(BUILD)/ch,$(CHAPTER_NUMS))
+NEWEST := $(lastword $(CHAPTER_NUMS))
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+HEADERS := $(wildcard src/*.h)
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS))
+UNIT_SRCS := $(wildcard tests/unit_*.c)
+UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+# Rebuild everything when the compiler or its flags change.
+STAMP := $(BUILD)/.flags-$(shell echo '$(CC) $(CFLAGS_ALL) $(SIMD_FLAGS)' | cksum | cut -d' ' -f1)
+
+TINY := $(BUILD)/models/tiny.bin
+TINY_TOK := $(BUILD)/models/tok512.bin
+
+.PHONY: all run test bench docs diff clean student grade
+all: $(CHAPTER_BINS) $(TOOL_BINS) $(UNIT_BINS) $(TINY)
+
+$(STAMP):
+	@mkdir -p $(BUILD)/obj $(BUILD)/tests $(BUILD)/models
+	@rm -f $(BUILD)/.flags-*
+	@touch $@
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) $(STAMP)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+define CHAPTER_RULE
+$(BUILD)/ch$(call chapter_num,$(1)): $(1) $(BUILD)/obj/main.o $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$$(CC) $$(CFLAGS_ALL) $$(call chapter_flags,$(call chapter_num,$(1))) -o $$@ $(1) $(BUILD)/obj/main.o $(LIB_OBJS) $$(LDLIBS_ALL)
+endef
+$(foreach c,$(CHAPTER_SRCS),$(eval $(call CHAPTER_RULE,$(c))))
+
+$(BUILD)/%: tools/%.c $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+
+# Unit tests may #include a chapter to reach its static functions.
+$(BUILD)/tests/%: tests/%.c tests/unit.h $(CHAPTER_SRCS) $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$(CC) $(CFLAGS_ALL) $(STRICT_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+
+# The default model when ../shared is absent: small, synthetic, deterministic.
+$(TINY): $(BUILD)/mksynth
+	$(BUILD)/mksynth --preset tiny -o $(TINY) --tokenizer-out $(TINY_TOK)
+
+# The main job: a story from the newest chapter, on a real model if there is one.
+RUN_MODEL := $(if $(wildcard $(SHARED)/models/stories260K.bin),$(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin,$(TINY) -z $(TINY_TOK))
+run: all
+	$(BUILD)/ch$(NEWEST) -m $(RUN_MODEL) -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.9 -s 42
+
+test:
+	@SHARED=$(SHARED) CC="$(CC)" bash tests/run_all.sh
+
+bench: all
+	@SHARED=$(SHARED) BUILD=$(BUILD) bash tools/bench.sh $(BENCH_ARGS)
+
+docs:
+	doxygen docs/Doxyfile
+
+N ?= 2
+diff:
+	@a=$$(ls chapters/$$(printf %02d $$(($(N) - 1)))_*.c) && b=$$(ls chapters/$$(printf %02d $(N))_*.c) && diff -u $$a $$b; test $$? -le 1
+
+clean:
+	rm -rf $(BUILD) docs/html

@@ -1,0 +1,365 @@
+/**
+ * @file main.c
+ * @brief The shared driver: one command line for every chapter.
+ *
+ * Each chapter binary is this file linked with one chapters/NN_*.c, which
+ * implements src/model.h. The options follow llama.cpp's conventions:
+ *
+ *     build/chNN -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [--temp F]
+ *                [--top-p F] [--top-k N] [-s SEED] [-t THREADS] [--ignore-eos]
+ *                [--ids | --logits FILE (--tokens "1 2 3" | --tokens-file F)
+ *                 | --perplexity TEXTFILE]
+ *
+ * Four modes share one loop, "feed the sequence so far, read the logits":
+ * generate (text, the default), --ids (the token ids, as the reference
+ * .tokens files), --logits (teacher-forced logits of given ids, LGTS format)
+ * and --perplexity (how well the model predicts a text).
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lgts.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/** Everything the command line says. */
+typedef struct {
+    const char *model_path;
+    const char *tokenizer_path;
+    const char *prompt;
+    long n_predict; /* -1: until the context is full */
+    float temperature, top_p;
+    long top_k, seed, threads;
+    int ignore_eos, print_ids, verbose;
+    const char *logits_path, *tokens_text, *tokens_file, *perplexity_path;
+} Options;
+
+static void usage(FILE *out, const char *prog) {
+    fprintf(out,
+            "%s\n"
+            "usage: %s -m MODEL [options]\n"
+            "  -m, --model FILE        model file (a lone positional argument also works)\n"
+            "  -z, --tokenizer FILE    llama2.c tokenizer (default: the model's own vocabulary,\n"
+            "                          else tok<vocab>.bin or tokenizer.bin beside the model)\n"
+            "  -p, --prompt TEXT       prompt (default: empty, BOS only)\n"
+            "  -n, --n-predict N       tokens to generate (default -1: until the context is full)\n"
+            "      --temp F            temperature, 0 = greedy (default 0.8)\n"
+            "      --top-p F           nucleus sampling threshold, 1 = off (default 0.95)\n"
+            "      --top-k N           keep the N most likely tokens, 0 = off (default 40)\n"
+            "  -s, --seed N            random seed (default: from the clock)\n"
+            "  -t, --threads N         worker threads (chapter 4 on; default: all CPUs)\n"
+            "      --ignore-eos        do not stop at BOS/EOS\n"
+            "      --ids               print the token ids (BOS, prompt, generated) instead of text\n"
+            "      --logits FILE       teacher-force --tokens/--tokens-file, write LGTS logits\n"
+            "      --tokens \"1 2 ..\"   token ids for --logits\n"
+            "      --tokens-file F     token ids for --logits, from a file\n"
+            "      --perplexity FILE   perplexity of the model on a text file\n"
+            "  -v, --verbose           print load details\n"
+            "  -h, --help              this help\n",
+            model_chapter_title, prog);
+}
+
+static long option_long(const char *flag, const char *arg, long lo, long hi) {
+    long v;
+    if (parse_long(arg, &v) != 0 || v < lo || v > hi)
+        fatal("%s %s: expected an integer from %ld to %ld", flag, arg, lo, hi);
+    return v;
+}
+
+static float option_float(const char *flag, const char *arg, float lo, float hi) {
+    float v;
+    if (parse_float(arg, &v) != 0 || v < lo || v > hi)
+        fatal("%s %s: expected a number from %g to %g", flag, arg, lo, hi);
+    return v;
+}
+
+static Options parse_options(int argc, char **argv) {
+    Options o = {0};
+    o.n_predict = -1;
+    o.temperature = 0.8f;
+    o.top_p = 0.95f;
+    o.top_k = 40;
+    o.seed = -1;
+    enum { O_TEMP = 256, O_TOPP, O_TOPK, O_IGNORE_EOS, O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL };
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, 'z'},
+        {"prompt", required_argument, 0, 'p'},     {"n-predict", required_argument, 0, 'n'},
+        {"temp", required_argument, 0, O_TEMP},    {"top-p", required_argument, 0, O_TOPP},
+        {"top-k", required_argument, 0, O_TOPK},   {"seed", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'},    {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
+        {"ids", no_argument, 0, O_IDS},            {"logits", required_argument, 0, O_LOGITS},
+        {"tokens", required_argument, 0, O_TOKENS}, {"tokens-file", required_argument, 0, O_TOKENS_FILE},
+        {"perplexity", required_argument, 0, O_PPL}, {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    opterr = 0; /* we print our own one-line errors */
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:z:p:n:s:t:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model_path = optarg; break;
+        case 'z': o.tokenizer_path = optarg; break;
+        case 'p': o.prompt = optarg; break;
+        case 'n': o.n_predict = option_long("-n", optarg, -1, 1L << 30); break;
+        case O_TEMP: o.temperature = option_float("--temp", optarg, 0.0f, 100.0f); break;
+        case O_TOPP: o.top_p = option_float("--top-p", optarg, 0.0f, 1.0f); break;
+        case O_TOPK: o.top_k = option_long("--top-k", optarg, 0, 1L << 30); break;
+        case 's': o.seed = option_long("--seed", optarg, -1, 0x7fffffffL); break;
+        case 't': o.threads = option_long("--threads", optarg, 0, 1024); break;
+        case O_IGNORE_EOS: o.ignore_eos = 1; break;
+        case O_IDS: o.print_ids = 1; break;
+        case O_LOGITS: o.logits_path = optarg; break;
+        case O_TOKENS: o.tokens_text = optarg; break;
+        case O_TOKENS_FILE: o.tokens_file = optarg; break;
+        case O_PPL: o.perplexity_path = optarg; break;
+        case 'v': o.verbose = 1; break;
+        case 'h': usage(stdout, argv[0]); exit(0);
+        case ':': fatal("%s: missing argument", argv[optind - 1]);
+        default: fatal("%s: unknown option (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc && !o.model_path) o.model_path = argv[optind++];
+    if (optind < argc) fatal("%s: unexpected argument (see --help)", argv[optind]);
+    if (!o.model_path) fatal("no model given: use -m MODEL (see --help)");
+    if (o.top_p <= 0.0f) fatal("--top-p %g: must be above 0", o.top_p);
+    if ((o.tokens_text || o.tokens_file) && !o.logits_path) fatal("--tokens needs --logits FILE");
+    if (o.logits_path && !o.tokens_text == !o.tokens_file)
+        fatal("--logits needs exactly one of --tokens or --tokens-file");
+    if ((o.logits_path != NULL) + (o.perplexity_path != NULL) + o.print_ids > 1)
+        fatal("--ids, --logits and --perplexity are separate modes: choose one");
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer: the model's own vocabulary, or a llama2.c file.               */
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/** Path of @p name in the folder of @p model_path (caller frees). */
+static char *beside(const char *model_path, const char *name) {
+    const char *slash = strrchr(model_path, '/');
+    size_t dir_len = slash ? (size_t)(slash - model_path + 1) : 0;
+    char *p = xmalloc(dir_len + strlen(name) + 1);
+    memcpy(p, model_path, dir_len);
+    strcpy(p + dir_len, name);
+    return p;
+}
+
+static Vocab *load_tokenizer(const Options *o, const Model *m, int *owned) {
+    int vocab_size = model_config(m)->vocab_size;
+    *owned = 1;
+    if (o->tokenizer_path) return vocab_load_llama2c(o->tokenizer_path, vocab_size);
+    const Vocab *own = model_vocab(m);
+    if (own) {
+        *owned = 0;
+        return (Vocab *)own;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "tok%d.bin", vocab_size);
+    char *by_size = beside(o->model_path, name), *plain = beside(o->model_path, "tokenizer.bin");
+    const char *found = file_exists(by_size) ? by_size : file_exists(plain) ? plain : NULL;
+    if (!found) fatal("%s: no tokenizer found (looked for %s and %s): pass -z FILE", o->model_path, by_size, plain);
+    Vocab *v = vocab_load_llama2c(found, vocab_size);
+    free(by_size);
+    free(plain);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Generate: print text (or ids) as it is produced.                         */
+
+static int *encode_prompt(const Vocab *v, const char *prompt, int seq_len, int *n_out) {
+    size_t cap = strlen(prompt) + 3; /* BOS, dummy prefix, and at most one id per byte */
+    int *ids = xmalloc(sizeof(int) * cap);
+    char err[200];
+    int n = vocab_encode(v, prompt, 1, ids, (int)cap, err, sizeof err);
+    if (n < 0) fatal("-p: %s", err);
+    if (n > seq_len) fatal("-p: prompt is %d tokens, longer than the context (%d)", n, seq_len);
+    *n_out = n;
+    return ids;
+}
+
+static void print_stats(int n_prompt, int n_gen, double t_prefill, double t_decode) {
+    fprintf(stderr, "\n[stats] prompt %d tok, generated %d tok, prefill %.1f tok/s, decode %.1f tok/s, peak RSS %.1f MiB\n",
+            n_prompt, n_gen, t_prefill > 0 ? n_prompt / t_prefill : 0.0,
+            (n_gen > 1 && t_decode > 0) ? (n_gen - 1) / t_decode : 0.0, peak_rss_bytes() / 1048576.0);
+}
+
+static int generate(const Options *o, Model *m, const Vocab *v) {
+    const ModelConfig *cfg = model_config(m);
+    int n = 0;
+    int *prompt = encode_prompt(v, o->prompt ? o->prompt : "", cfg->seq_len, &n);
+    long room = cfg->seq_len - n;
+    long n_predict = o->n_predict < 0 ? room : o->n_predict;
+    if (n_predict > room)
+        fatal("-n %ld: prompt (%d tokens) + %ld tokens exceeds the context of %d", n_predict, n, n_predict, cfg->seq_len);
+    int *ids = xmalloc(sizeof(int) * (size_t)cfg->seq_len);
+    memcpy(ids, prompt, sizeof(int) * (size_t)n);
+    free(prompt);
+    int n_prompt = n;
+
+    Sampler sampler;
+    uint64_t seed = o->seed >= 0 ? (uint64_t)o->seed : (uint64_t)time(NULL);
+    sampler_init(&sampler, cfg->vocab_size, o->temperature, o->top_p, (int)o->top_k, seed);
+    SafePrinter out = {{0}, 0};
+    if (!o->print_ids) {
+        for (int i = 1; i < n; i++) {
+            int len;
+            const char *piece = vocab_decode(v, ids[i - 1], ids[i], &len);
+            safe_print(&out, piece, len);
+        }
+        fflush(stdout);
+    }
+    double t_prefill = 0, t_decode = 0;
+    for (long step = 0; step < n_predict; step++) {
+        double t0 = now_seconds();
+        const float *logits = model_forward(m, ids, n);
+        double dt = now_seconds() - t0;
+        if (step == 0) t_prefill = dt; else t_decode += dt;
+        int next = sampler_sample(&sampler, logits);
+        if (!o->ignore_eos && (next == v->bos_id || next == v->eos_id)) break;
+        ids[n++] = next;
+        if (!o->print_ids) {
+            int len;
+            const char *piece = vocab_decode(v, ids[n - 2], next, &len);
+            safe_print(&out, piece, len);
+            fflush(stdout);
+        }
+    }
+    if (o->print_ids) {
+        for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    }
+    printf("\n");
+    fflush(stdout);
+    print_stats(n_prompt, n - n_prompt, t_prefill, t_decode);
+    sampler_free(&sampler);
+    free(ids);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Teacher forcing: the logits of every position of a given sequence.      */
+
+static int *parse_ids(const char *text, const char *flag, int vocab_size, int seq_len, int *n_out) {
+    size_t cap = strlen(text) / 2 + 2;
+    int *ids = xmalloc(sizeof(int) * cap);
+    int n = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
+        if (!*p) break;
+        char *end;
+        long id = strtol(p, &end, 10);
+        if (end == p) fatal("%s: '%.20s' is not a token id", flag, p);
+        if (id < 0 || id >= vocab_size) fatal("%s: token id %ld is outside the vocabulary (0..%d)", flag, id, vocab_size - 1);
+        if ((size_t)n == cap) fatal("%s: too many ids", flag);
+        ids[n++] = (int)id;
+        p = end;
+    }
+    if (n == 0) fatal("%s: no token ids", flag);
+    if (n > seq_len) fatal("%s: %d ids, longer than the context (%d)", flag, n, seq_len);
+    *n_out = n;
+    return ids;
+}
+
+static char *read_text_file(const char *path, size_t limit) {
+    MappedFile f = map_file(path);
+    if (f.size > limit) fatal("%s: larger than %zu bytes", path, limit);
+    char *text = xmalloc(f.size + 1);
+    if (f.size) memcpy(text, f.data, f.size);
+    text[f.size] = '\0';
+    if (strlen(text) != f.size) fatal("%s: contains a NUL byte", path);
+    unmap_file(&f);
+    return text;
+}
+
+static int teacher_force(const Options *o, Model *m) {
+    const ModelConfig *cfg = model_config(m);
+    char *file_text = o->tokens_file ? read_text_file(o->tokens_file, 1 << 24) : NULL;
+    int n;
+    int *ids = parse_ids(file_text ? file_text : o->tokens_text, file_text ? o->tokens_file : "--tokens",
+                         cfg->vocab_size, cfg->seq_len, &n);
+    Lgts out = {n, cfg->vocab_size, ids, xmalloc(checked_mul((size_t)n, sizeof(float) * (size_t)cfg->vocab_size, "--logits"))};
+    double t0 = now_seconds();
+    for (int p = 0; p < n; p++)
+        memcpy(out.logits + (size_t)p * (size_t)cfg->vocab_size, model_forward(m, ids, p + 1),
+               sizeof(float) * (size_t)cfg->vocab_size);
+    double dt = now_seconds() - t0;
+    lgts_write(o->logits_path, &out);
+    fprintf(stderr, "[stats] %d positions in %.3f s (%.1f tok/s), peak RSS %.1f MiB\n", n, dt, n / dt,
+            peak_rss_bytes() / 1048576.0);
+    lgts_free(&out);
+    free(file_text);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Perplexity: exp(mean negative log-likelihood of each next token).       */
+
+/** -log softmax(logits)[target], in double. */
+static double negative_log_prob(const float *logits, int vocab, int target) {
+    float max = logits[argmax(logits, vocab)];
+    double sum = 0;
+    for (int i = 0; i < vocab; i++) sum += exp((double)logits[i] - max);
+    return log(sum) - ((double)logits[target] - max);
+}
+
+/*
+ * The text is tokenized as a whole (BOS first) and cut into windows of the
+ * model's context. Consecutive windows share one token: the last token of a
+ * window is the first of the next, so every token after the first is
+ * predicted exactly once, always from inside its own window.
+ */
+static int perplexity(const Options *o, Model *m, const Vocab *v) {
+    const ModelConfig *cfg = model_config(m);
+    char *text = read_text_file(o->perplexity_path, 1 << 26);
+    size_t cap = strlen(text) + 3;
+    int *ids = xmalloc(checked_mul(cap, sizeof(int), "--perplexity"));
+    char err[200];
+    int n = vocab_encode(v, text, 1, ids, (int)cap, err, sizeof err);
+    if (n < 0) fatal("%s: %s", o->perplexity_path, err);
+    if (n < 2) fatal("%s: too short to score", o->perplexity_path);
+    double nll = 0;
+    long scored = 0;
+    double t0 = now_seconds();
+    for (int start = 0; start < n - 1; start += cfg->seq_len - 1) {
+        int len = n - start < cfg->seq_len ? n - start : cfg->seq_len;
+        for (int p = 0; p + 1 < len; p++) {
+            const float *logits = model_forward(m, ids + start, p + 1);
+            nll += negative_log_prob(logits, cfg->vocab_size, ids[start + p + 1]);
+            scored++;
+        }
+    }
+    double dt = now_seconds() - t0;
+    printf("perplexity: %.4f over %ld tokens\n", exp(nll / (double)scored), scored);
+    fprintf(stderr, "[stats] %ld positions in %.3f s (%.1f tok/s), peak RSS %.1f MiB\n", scored, dt,
+            scored / dt, peak_rss_bytes() / 1048576.0);
+    free(ids);
+    free(text);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Options o = parse_options(argc, argv);
+    ModelOptions mo = {(int)o.threads, o.verbose};
+    Model *m = model_open(o.model_path, &mo);
+    int rc;
+    if (o.logits_path) {
+        rc = teacher_force(&o, m);
+    } else {
+        int owned;
+        Vocab *v = load_tokenizer(&o, m, &owned);
+        rc = o.perplexity_path ? perplexity(&o, m, v) : generate(&o, m, v);
+        if (owned) vocab_free(v);
+    }
+    model_close(m);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/**
+ * @file model.h
+ * @brief The contract between a chapter and the shared driver.
+ *
+ * Every chapter of the book is one C file that implements the functions below
+ * for its own `struct Model`. The driver (src/main.c) knows nothing else about
+ * a chapter: it opens a model, asks for its shape, feeds it token sequences and
+ * reads back logits. That is why one command line, one tokenizer, one sampler
+ * and one test suite serve every chapter, and why two chapters can be compared
+ * on exactly the same inputs.
+ *
+ * The central call is model_forward(): given the *whole* token sequence so
+ * far, return the logits that predict the next token. Chapter 1 recomputes
+ * everything from position 0 on each call; chapter 2 remembers what it has
+ * already seen. The caller cannot tell the difference except by the clock.
+ */
+#ifndef LLAMABOOK_MODEL_H
+#define LLAMABOOK_MODEL_H
+
+#include <stddef.h>
+
+struct Vocab;
+
+/** The shape of a LLaMA-style transformer, as every chapter reports it. */
+typedef struct {
+    int dim;        /**< width of the residual stream (embedding length) */
+    int hidden_dim; /**< inner width of the feed-forward network */
+    int n_layers;   /**< number of transformer blocks */
+    int n_heads;    /**< query heads per attention layer */
+    int n_kv_heads; /**< key/value heads (fewer than n_heads: grouped-query attention) */
+    int vocab_size; /**< number of tokens, rows of the embedding and the classifier */
+    int seq_len;    /**< context length: the most positions a sequence may use */
+    int head_size;  /**< dim / n_heads */
+    int kv_dim;     /**< head_size * n_kv_heads: width of one position's keys (or values) */
+    int rope_dim;   /**< how many dimensions of each head RoPE rotates (= head_size here) */
+    float rms_eps;  /**< epsilon inside RMSNorm's square root */
+    float rope_theta; /**< RoPE base frequency (10000 for LLaMA 1/2) */
+} ModelConfig;
+
+/** What the driver asks of a chapter when it opens a model. */
+typedef struct {
+    int n_threads; /**< worker threads; chapters before 4 ignore it (0 = all online CPUs) */
+    int verbose;   /**< print load details (tensor types, memory) on stderr */
+} ModelOptions;
+
+/** A chapter's model. Each chapter defines the struct its own way. */
+typedef struct Model Model;
+
+/**
+ * Open the model file at @p path. On any problem (missing, truncated,
+ * malformed) it prints one line on stderr naming the file and the problem and
+ * exits with status 1: it never returns NULL.
+ */
+Model *model_open(const char *path, const ModelOptions *opts);
+
+/** The model's shape. */
+const ModelConfig *model_config(const Model *m);
+
+/**
+ * Logits predicting the token after `tokens[n-1]`, given the whole sequence
+ * `tokens[0..n-1]` (tokens[0] is BOS, at position 0). 1 <= n <= seq_len.
+ * Returns a (vocab_size) array owned by the model, valid until the next call.
+ */
+const float *model_forward(Model *m, const int *tokens, int n);
+
+/** Bytes of weights read from memory to produce one token (for GB/s figures). */
+size_t model_weight_bytes(const Model *m);
+
+/**
+ * The vocabulary stored in the model file itself, or NULL when the format has
+ * none (llama2.c checkpoints keep it in a separate tokenizer file).
+ */
+const struct Vocab *model_vocab(const Model *m);
+
+/** Release everything model_open() took. */
+void model_close(Model *m);
+
+/** One line naming the chapter, for --help and benchmark tables. */
+extern const char model_chapter_title[];
+
+#endif

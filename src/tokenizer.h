@@ -1,0 +1,83 @@
+/**
+ * @file tokenizer.h
+ * @brief SentencePiece-style BPE tokenizer shared by every chapter.
+ *
+ * Text becomes token ids the way llama2.c's `encode()` does it: a dummy-prefix
+ * space, one piece per UTF-8 code point (or its bytes as `<0xNN>` byte tokens
+ * when the code point is not in the vocabulary), then repeated merges of the
+ * adjacent pair whose concatenation is the best-scoring vocabulary piece
+ * (leftmost pair on equal scores). A priority queue over the pairs makes that
+ * O(n log n) in the text length; lookups go through a sorted index.
+ */
+#ifndef LLAMABOOK_TOKENIZER_H
+#define LLAMABOOK_TOKENIZER_H
+
+#include <stddef.h>
+
+/** A loaded vocabulary. Treat the fields as read-only. */
+typedef struct Vocab {
+    int n_tokens;        /**< vocabulary size */
+    char **pieces;       /**< (n_tokens) token texts, NUL-terminated, spaces as ' ' */
+    int *piece_lens;     /**< (n_tokens) byte lengths (a piece may contain NUL: "<0x00>" is decoded) */
+    float *scores;       /**< (n_tokens) merge priority: higher merges first */
+    int *sorted;         /**< (n_tokens) ids sorted by piece text, for binary search */
+    int byte_token[256]; /**< id of the piece `<0xNN>` for byte NN, or -1 */
+    int bos_id;          /**< beginning of sequence (1 in Llama vocabularies) */
+    int eos_id;          /**< end of sequence (2) */
+    int unk_id;          /**< unknown (0) */
+    int parse_special;   /**< 1: literal "<s>"/"</s>" in text become BOS/EOS (llama.cpp on GGUF) */
+} Vocab;
+
+/**
+ * Load a llama2.c `tokenizer.bin` holding exactly @p n_tokens entries (the
+ * count comes from the model header). A missing, truncated or malformed file,
+ * or one with more entries than @p n_tokens, is a fatal() error naming @p path.
+ */
+Vocab *vocab_load_llama2c(const char *path, int n_tokens);
+
+/**
+ * Build a vocabulary from arrays (chapter 5 reads them from a GGUF file).
+ * @p texts are @p n_tokens strings of @p lens bytes; U+2581 ("▁") is turned
+ * into a space. @p types uses GGUF's token types (1 normal, 2 unknown,
+ * 3 control, 6 byte; NULL = all normal): a byte token whose text is not
+ * exactly `<0xNN>` is a fatal() error naming @p origin. Sets parse_special.
+ */
+Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *texts,
+                         const size_t *lens, const float *scores, const int *types,
+                         int bos_id, int eos_id, int unk_id);
+
+void vocab_free(Vocab *v);
+
+/** Id of the piece exactly equal to the @p len bytes at @p s, or -1. */
+int vocab_lookup(const Vocab *v, const char *s, size_t len);
+
+/**
+ * Encode @p text into @p out (capacity @p max_out), with BOS first when
+ * @p add_bos. Returns the number of ids, or -1 with a message in @p err when
+ * the text cannot be encoded (a character outside a vocabulary without byte
+ * tokens, or more than @p max_out ids).
+ */
+int vocab_encode(const Vocab *v, const char *text, int add_bos, int *out, int max_out,
+                 char *err, size_t err_len);
+
+/**
+ * The bytes token @p tok stands for when it follows @p prev: a piece right
+ * after BOS loses its leading space, and `<0xNN>` is the raw byte NN. Sets
+ * *len (the text may be a single NUL byte). Never NULL for a valid id.
+ */
+const char *vocab_decode(const Vocab *v, int prev, int tok, int *len);
+
+/**
+ * Printing that is safe for a terminal. Bytes are buffered until they form a
+ * complete UTF-8 character; control bytes other than newline and tab, and
+ * invalid sequences, are dropped.
+ */
+typedef struct {
+    unsigned char pending[4]; /**< an incomplete UTF-8 character so far */
+    int n_pending;
+} SafePrinter;
+
+/** Write @p len bytes through @p sp to stdout. */
+void safe_print(SafePrinter *sp, const char *bytes, int len);
+
+#endif

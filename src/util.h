@@ -1,0 +1,64 @@
+/**
+ * @file util.h
+ * @brief Small helpers every chapter and tool shares: fatal errors, checked
+ * allocation, read-only file mappings, a clock and the peak-memory reading.
+ */
+#ifndef LLAMABOOK_UTIL_H
+#define LLAMABOOK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define LB_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define LB_NORETURN __attribute__((noreturn))
+#else
+#define LB_PRINTF(a, b)
+#define LB_NORETURN
+#endif
+
+/**
+ * Print `error: <message>` as one line on stderr and exit with status 1.
+ * Every "bad input" path of the book ends here, so that a wrong file or flag
+ * never crashes, hangs or leaves a partial output file behind.
+ */
+LB_NORETURN void fatal(const char *fmt, ...) LB_PRINTF(1, 2);
+
+/** malloc/calloc that call fatal() instead of returning NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+
+/** count * size, or fatal() naming @p what if the product overflows size_t. */
+size_t checked_mul(size_t count, size_t size, const char *what);
+
+/** A whole file mapped read-only into memory. */
+typedef struct {
+    const uint8_t *data; /**< first byte of the file (NULL for an empty file) */
+    size_t size;         /**< file size in bytes */
+} MappedFile;
+
+/** Map @p path read-only; fatal() with the file's name if it cannot be opened. */
+MappedFile map_file(const char *path);
+void unmap_file(MappedFile *f);
+
+/**
+ * Tell the kernel we are done with the mapped bytes [offset, offset+len): they
+ * may leave the resident set (chapter 3 uses it to quantize a file larger than
+ * the memory it wants to keep).
+ */
+void release_mapped_range(const MappedFile *f, size_t offset, size_t len);
+
+/** Seconds on a monotonic clock. */
+double now_seconds(void);
+
+/** Peak resident set size of this process, in bytes. */
+size_t peak_rss_bytes(void);
+
+/** Number of CPUs online. */
+int online_cpus(void);
+
+/** Parse a whole decimal integer / float; 0 on success, -1 on any junk. */
+int parse_long(const char *s, long *out);
+int parse_float(const char *s, float *out);
+
+#endif
