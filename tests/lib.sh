@@ -52,3 +52,44 @@ same_ids() {
         print "same" }')
     if [ "$verdict" = same ]; then ok "$name"; else bad "$name" "$verdict"; fi
 }
+
+# The reference prompts: "id<TAB>text" lines of $SHARED/reference/prompts.tsv.
+prompt_ids() { cut -f1 "$SHARED/reference/prompts.tsv"; }
+prompt_text() { awk -F '\t' -v id="$1" '$1 == id { print $2 }' "$SHARED/reference/prompts.tsv"; }
+
+# greedy_ids BIN MODEL TOKENIZER PROMPT POSITIONS [EXTRA...]: print the ids of a
+# greedy run that uses POSITIONS positions in all (BOS and prompt included),
+# which is how the reference .tokens files count.
+greedy_ids() {
+    local bin=$1 model=$2 tok=$3 prompt=$4 positions=$5; shift 5
+    local n_prompt
+    n_prompt=$("$bin" -m "$model" -z "$tok" -p "$prompt" -n 0 --ids "$@" 2>/dev/null | wc -w) || return 1
+    "$bin" -m "$model" -z "$tok" -p "$prompt" --temp 0 -n $((positions + 1 - n_prompt)) --ids "$@" 2>/dev/null
+}
+
+# save_greedy FILE ARGS...: greedy_ids ARGS... > FILE
+save_greedy() { local out=$1; shift; greedy_ids "$@" >"$out"; }
+
+# in_parallel CMD...: run CMD in the background, at most $JOBS (2) at a time.
+in_parallel() {
+    while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-2}" ]; do wait -n 2>/dev/null || sleep 0.1; done
+    "$@" &
+}
+
+# first_ids N LINE: the first N ids of a space-separated line.
+first_ids() { echo "$2" | cut -d' ' -f1-"$1"; }
+
+# le32 N...: the little-endian int32 bytes of each N, on stdout.
+le32() {
+    local v
+    for v in "$@"; do
+        [ "$v" -lt 0 ] && v=$((v + 4294967296))
+        printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((v & 255)) $((v >> 8 & 255)) $((v >> 16 & 255)) $((v >> 24 & 255)))"
+    done
+}
+
+# with_header OUT SRC H1..H7: SRC's weights behind a new 7-int llama2.c header.
+with_header() {
+    local out=$1 src=$2; shift 2
+    { le32 "$@"; tail -c +29 "$src"; } >"$out"
+}

@@ -1,0 +1,400 @@
+/**
+ * @file 02_kvcache.c
+ * @brief Chapter 2: the KV cache — each position is computed once, not once per generated token.
+ *
+ * @section ch02_idea The idea
+ * In chapter 1, producing the token at position n ran positions 0..n-1
+ * through the whole network again, although nothing about them had changed:
+ * a position's keys and values depend only on the tokens up to it (attention
+ * is causal), so they are the same on every call. This chapter keeps them.
+ * The per-layer key and value vectors of every position seen so far stay in
+ * a cache of shape (n_layers, seq_len, kv_dim), one for K and one for V, and
+ * model_forward() runs only the positions the cache has not seen: the whole
+ * prompt once (prefill), then one position per generated token (decode).
+ * RoPE is applied to a key before it is cached, at its absolute position, so
+ * a cached key never needs touching again. With grouped-query attention each
+ * cached head serves n_heads / n_kv_heads query heads.
+ *
+ * @section ch02_cost Why it is faster: O(n²) becomes O(n)
+ * Generating n tokens used to cost n(n+1)/2 position passes through every
+ * weight matrix; now it costs n. Every decode step still reads all the
+ * weights once (that is the part chapters 3-5 attack), plus the cached keys
+ * and values of the earlier positions, which grows linearly with n. So the
+ * speed-up over chapter 1 grows with the length of the text: about n/2 at
+ * n tokens, less the attention work both chapters share.
+ *
+ * @section ch02_memory What it costs
+ * Memory for the cache: 2 × n_layers × seq_len × kv_dim × 4 bytes (printed at
+ * load). Chapter 1 needed the same buffers as scratch for one pass; the
+ * difference is that they now live as long as the model. For stories110M
+ * (12 layers, 1024 positions, kv_dim 768) that is 72 MiB; grouped-query
+ * attention shrinks it by n_heads / n_kv_heads.
+ *
+ * The cache also brings a rule the caller cannot see: it belongs to one token
+ * sequence. If the next call's sequence does not extend the cached one (a new
+ * prompt, or a rewind), the cache is rolled back to the longest common prefix
+ * and the rest is recomputed, instead of silently mixing two sequences.
+ *
+ * @section ch02_check How it is checked
+ * The arithmetic of each position is chapter 1's, in the same order, so the
+ * logits are bit-identical to chapter 1's (tested with tolerance 1e-5 on
+ * teacher-forced logits); greedy ids equal chapter 1's and llama2.c's for
+ * every reference prompt; sampled text equals chapter 1's for the same seed;
+ * and the roll-back rule is tested with sequences that diverge.
+ *
+ * @section ch02_left_out What it leaves out on purpose
+ * Batching the prompt into matrix-matrix products (prefill here is one
+ * position at a time), quantization (chapter 3), SIMD and threads (chapter 4).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "util.h"
+
+const char model_chapter_title[] = "llamabook chapter 2: fp32 forward pass with a KV cache";
+
+/* ======================================================================== */
+/* The weights                                                              */
+/* ======================================================================== */
+
+/** Pointers into the mapped checkpoint; row-major, one matrix row per output. */
+typedef struct {
+    const float *token_embedding; // (vocab_size, dim)
+    const float *rms_att;         // (n_layers, dim)
+    const float *wq;              // (n_layers, dim, dim)
+    const float *wk;              // (n_layers, kv_dim, dim)
+    const float *wv;              // (n_layers, kv_dim, dim)
+    const float *wo;              // (n_layers, dim, dim)
+    const float *rms_ffn;         // (n_layers, dim)
+    const float *w1;              // (n_layers, hidden_dim, dim)  gate
+    const float *w2;              // (n_layers, dim, hidden_dim)  down
+    const float *w3;              // (n_layers, hidden_dim, dim)  up
+    const float *rms_final;       // (dim)
+    const float *wcls;            // (vocab_size, dim)  = token_embedding when shared
+} Weights;
+
+/** Scratch vectors for one position, and the KV cache. */
+typedef struct {
+    float *x;      // (dim)  residual stream
+    float *xb;     // (dim)  normalised stream; attention output
+    float *xb2;    // (dim)  a projection to add back into x
+    float *q;      // (dim)  queries of all heads
+    float *hb;     // (hidden_dim)  FFN gate
+    float *hb2;    // (hidden_dim)  FFN up
+    float *att;    // (n_heads, seq_len)  attention weights
+    float *keys;   // (n_layers, seq_len, kv_dim)  the KV cache: kept between calls
+    float *values; // (n_layers, seq_len, kv_dim)
+    int *cached;   // (seq_len)  the tokens whose keys and values are in the cache
+    int n_cached;  // how many positions of the cache are valid
+    float *logits; // (vocab_size)
+} Activations;
+
+struct Model {
+    ModelConfig cfg;
+    MappedFile file;
+    Weights w;
+    Activations a;
+};
+
+/* ======================================================================== */
+/* Loading a llama2.c checkpoint                                            */
+/* ======================================================================== */
+
+/* The legacy "version 0" layout: 7 int32, then fp32 arrays (see ../shared/spec/formats.md). */
+enum { HEADER_INTS = 7, HEADER_BYTES = HEADER_INTS * 4 };
+
+/** acc += a * b * c (counts of floats), or 0 if anything overflows 64 bits. */
+static int add_product(uint64_t *acc, uint64_t a, uint64_t b, uint64_t c) {
+    if (b && a > UINT64_MAX / b) return 0;
+    uint64_t ab = a * b;
+    if (c && ab > UINT64_MAX / c) return 0;
+    if (ab * c > UINT64_MAX - *acc) return 0;
+    *acc += ab * c;
+    return 1;
+}
+
+/** Read and check the header; fills cfg and says whether the classifier is shared. */
+static void read_header(const char *path, const MappedFile *f, ModelConfig *cfg, int *shared_classifier) {
+    if (f->size == 0) fatal("%s: file is empty", path);
+    if (f->size >= 4 && memcmp(f->data, "GGUF", 4) == 0)
+        fatal("%s: this is a GGUF file; chapter 1 reads llama2.c checkpoints (GGUF arrives in chapter 5)", path);
+    if (f->size < HEADER_BYTES) fatal("%s: %zu bytes is too short for a llama2.c header", path, f->size);
+    int32_t h[HEADER_INTS];
+    memcpy(h, f->data, HEADER_BYTES);
+    *cfg = (ModelConfig){.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
+                         .n_kv_heads = h[4], .vocab_size = h[5], .seq_len = h[6]};
+    *shared_classifier = cfg->vocab_size > 0;
+    if (cfg->vocab_size < 0 && cfg->vocab_size != INT32_MIN) cfg->vocab_size = -cfg->vocab_size;
+    const char *names[HEADER_INTS] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+    int values[HEADER_INTS] = {cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
+                               cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len};
+    for (int i = 0; i < HEADER_INTS; i++)
+        if (values[i] <= 0) fatal("%s: header has %s = %d; it must be positive", path, names[i], (int)h[i]);
+    if (cfg->dim % cfg->n_heads)
+        fatal("%s: header has dim %d, not divisible by n_heads %d", path, cfg->dim, cfg->n_heads);
+    if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
+        fatal("%s: header has n_heads %d, not a multiple of n_kv_heads %d", path, cfg->n_heads, cfg->n_kv_heads);
+    cfg->head_size = cfg->dim / cfg->n_heads;
+    if (cfg->head_size % 2) fatal("%s: head size %d is odd; RoPE rotates pairs", path, cfg->head_size);
+    cfg->kv_dim = cfg->head_size * cfg->n_kv_heads;
+    cfg->rope_dim = cfg->head_size;
+    cfg->rms_eps = 1e-5f;
+    cfg->rope_theta = 10000.0f;
+}
+
+/** The file size the header implies, or 0 when it does not fit in 64 bits. */
+static uint64_t expected_file_size(const ModelConfig *c, int shared_classifier) {
+    uint64_t n = 0, L = (uint64_t)c->n_layers, d = (uint64_t)c->dim, kv = (uint64_t)c->kv_dim;
+    int ok = add_product(&n, (uint64_t)c->vocab_size, d, 1)        /* token_embedding */
+             && add_product(&n, L, d, 2)                           /* rms_att, rms_ffn */
+             && add_product(&n, L, d, d) && add_product(&n, L, kv, d)  /* wq, wk */
+             && add_product(&n, L, kv, d) && add_product(&n, L, d, d)  /* wv, wo */
+             && add_product(&n, L, (uint64_t)c->hidden_dim, d * 3)     /* w1, w2, w3 */
+             && add_product(&n, d, 1, 1)                               /* rms_final */
+             && add_product(&n, (uint64_t)c->seq_len, (uint64_t)c->head_size, 1) /* freq_cis real+imag */
+             && (shared_classifier || add_product(&n, (uint64_t)c->vocab_size, d, 1))
+             && n <= (UINT64_MAX - HEADER_BYTES) / 4;
+    return ok ? HEADER_BYTES + 4 * n : 0;
+}
+
+/** Point every weight array at its place in the file (sizes already checked). */
+static void map_weights(Weights *w, const ModelConfig *c, const float *p, int shared_classifier) {
+    size_t L = (size_t)c->n_layers, d = (size_t)c->dim, kv = (size_t)c->kv_dim, h = (size_t)c->hidden_dim;
+    w->token_embedding = p; p += (size_t)c->vocab_size * d;
+    w->rms_att = p;         p += L * d;
+    w->wq = p;              p += L * d * d;
+    w->wk = p;              p += L * kv * d;
+    w->wv = p;              p += L * kv * d;
+    w->wo = p;              p += L * d * d;
+    w->rms_ffn = p;         p += L * d;
+    w->w1 = p;              p += L * h * d;
+    w->w2 = p;              p += L * d * h;
+    w->w3 = p;              p += L * h * d;
+    w->rms_final = p;       p += d;
+    p += (size_t)c->seq_len * (size_t)c->head_size; /* freq_cis_real, freq_cis_imag: obsolete */
+    w->wcls = shared_classifier ? w->token_embedding : p;
+}
+
+static void alloc_activations(Activations *a, const ModelConfig *c) {
+    size_t kv_cells = checked_mul(checked_mul((size_t)c->n_layers, (size_t)c->seq_len, "kv"), (size_t)c->kv_dim, "kv");
+    a->x = xcalloc((size_t)c->dim, sizeof(float));
+    a->xb = xcalloc((size_t)c->dim, sizeof(float));
+    a->xb2 = xcalloc((size_t)c->dim, sizeof(float));
+    a->q = xcalloc((size_t)c->dim, sizeof(float));
+    a->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    a->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    a->att = xcalloc(checked_mul((size_t)c->n_heads, (size_t)c->seq_len, "att"), sizeof(float));
+    a->keys = xcalloc(kv_cells, sizeof(float));
+    a->values = xcalloc(kv_cells, sizeof(float));
+    a->cached = xcalloc((size_t)c->seq_len, sizeof(int));
+    a->n_cached = 0;
+    a->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+}
+
+static void free_activations(Activations *a) {
+    free(a->x); free(a->xb); free(a->xb2); free(a->q); free(a->hb); free(a->hb2);
+    free(a->att); free(a->keys); free(a->values); free(a->cached); free(a->logits);
+}
+
+/* ======================================================================== */
+/* The building blocks                                                      */
+/* ======================================================================== */
+
+/** out = x / sqrt(mean(x²) + eps) * weight. */
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    float sum_sq = 0.0f;
+    for (int i = 0; i < n; i++) sum_sq += x[i] * x[i];
+    float scale = 1.0f / sqrtf(sum_sq / n + eps);
+    for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+}
+
+/** out = W x, for W of shape (n_out, n_in): one dot product per output row. */
+static void matmul(float *out, const float *x, const float *w, int n_in, int n_out) {
+    for (int i = 0; i < n_out; i++) {
+        const float *row = w + (size_t)i * (size_t)n_in;
+        float sum = 0.0f;
+        for (int j = 0; j < n_in; j++) sum += row[j] * x[j];
+        out[i] = sum;
+    }
+}
+
+/** In place: x = exp(x - max) / sum(exp(x - max)). */
+static void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/**
+ * Rotary position embedding: in each head, rotate the adjacent pair
+ * (2i, 2i+1) by the angle pos * theta^(-2i/head_size). A dot product of two
+ * rotated vectors then depends only on their distance, not on where they are.
+ */
+static void rope(float *vec, int n_heads, int head_size, int pos, float theta) {
+    for (int i = 0; i < head_size; i += 2) {
+        float freq = 1.0f / powf(theta, (float)i / (float)head_size);
+        float angle = (float)pos * freq;
+        float c = cosf(angle), s = sinf(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *pair = vec + h * head_size + i;
+            float a = pair[0], b = pair[1];
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+        }
+    }
+}
+
+/** In place: gate = silu(gate) * up, where silu(v) = v * sigmoid(v). */
+static void swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = gate[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        gate[i] = v * up[i];
+    }
+}
+
+/* ======================================================================== */
+/* The forward pass                                                         */
+/* ======================================================================== */
+
+/**
+ * Causal attention of one position over positions 0..pos of layer l. Query
+ * head h reads key/value head h / (n_heads / n_kv_heads). Result in a->xb.
+ */
+static void attention(Model *m, int l, int pos) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->a;
+    int group = c->n_heads / c->n_kv_heads;
+    size_t layer = (size_t)l * (size_t)c->seq_len * (size_t)c->kv_dim;
+    float scale = sqrtf((float)c->head_size);
+    for (int h = 0; h < c->n_heads; h++) {
+        const float *q = a->q + h * c->head_size;
+        float *att = a->att + (size_t)h * (size_t)c->seq_len;
+        size_t head = (size_t)(h / group) * (size_t)c->head_size;
+        for (int t = 0; t <= pos; t++) {
+            const float *k = a->keys + layer + (size_t)t * (size_t)c->kv_dim + head;
+            float score = 0.0f;
+            for (int i = 0; i < c->head_size; i++) score += q[i] * k[i];
+            att[t] = score / scale;
+        }
+        softmax(att, pos + 1);
+        float *out = a->xb + h * c->head_size;
+        memset(out, 0, sizeof(float) * (size_t)c->head_size);
+        for (int t = 0; t <= pos; t++) {
+            const float *v = a->values + layer + (size_t)t * (size_t)c->kv_dim + head;
+            for (int i = 0; i < c->head_size; i++) out[i] += att[t] * v[i];
+        }
+    }
+}
+
+/** Run token @p token at position @p pos through every layer; leaves the stream in a->x. */
+static void forward_position(Model *m, int token, int pos) {
+    const ModelConfig *c = &m->cfg;
+    const Weights *w = &m->w;
+    Activations *a = &m->a;
+    int d = c->dim, kv = c->kv_dim, hd = c->hidden_dim;
+    memcpy(a->x, w->token_embedding + (size_t)token * (size_t)d, sizeof(float) * (size_t)d);
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t dd = (size_t)d * (size_t)d, kvd = (size_t)kv * (size_t)d, hdd = (size_t)hd * (size_t)d;
+        size_t slot = ((size_t)l * (size_t)c->seq_len + (size_t)pos) * (size_t)kv;
+        float *k = a->keys + slot, *v = a->values + slot;
+
+        rmsnorm(a->xb, a->x, w->rms_att + (size_t)l * d, d, c->rms_eps);
+        matmul(a->q, a->xb, w->wq + l * dd, d, d);
+        matmul(k, a->xb, w->wk + l * kvd, d, kv);
+        matmul(v, a->xb, w->wv + l * kvd, d, kv);
+        rope(a->q, c->n_heads, c->head_size, pos, c->rope_theta);
+        rope(k, c->n_kv_heads, c->head_size, pos, c->rope_theta);
+        attention(m, l, pos);
+        matmul(a->xb2, a->xb, w->wo + l * dd, d, d);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb2[i];
+
+        rmsnorm(a->xb, a->x, w->rms_ffn + (size_t)l * d, d, c->rms_eps);
+        matmul(a->hb, a->xb, w->w1 + l * hdd, d, hd);
+        matmul(a->hb2, a->xb, w->w3 + l * hdd, d, hd);
+        swiglu(a->hb, a->hb2, hd);
+        matmul(a->xb, a->hb, w->w2 + l * hdd, hd, d);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb[i];
+    }
+}
+
+/* ======================================================================== */
+/* The chapter interface (src/model.h)                                      */
+/* ======================================================================== */
+
+Model *model_open(const char *path, const ModelOptions *opts) {
+    Model *m = xcalloc(1, sizeof(Model));
+    m->file = map_file(path);
+    int shared_classifier;
+    read_header(path, &m->file, &m->cfg, &shared_classifier);
+    uint64_t want = expected_file_size(&m->cfg, shared_classifier);
+    if (want == 0) fatal("%s: header sizes overflow", path);
+    if (want != m->file.size)
+        fatal("%s: file is %zu bytes, but its header (dim %d, hidden %d, %d layers, vocab %d, seq_len %d) implies %llu",
+              path, m->file.size, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.vocab_size,
+              m->cfg.seq_len, (unsigned long long)want);
+    map_weights(&m->w, &m->cfg, (const float *)(m->file.data + HEADER_BYTES), shared_classifier);
+    alloc_activations(&m->a, &m->cfg);
+    fprintf(stderr, "KV cache: 2 x %d layers x %d positions x %d kv_dim x 4 bytes = %.1f MiB\n", m->cfg.n_layers,
+            m->cfg.seq_len, m->cfg.kv_dim, 8.0 * m->cfg.n_layers * m->cfg.seq_len * m->cfg.kv_dim / 1048576.0);
+    if (opts && opts->verbose)
+        fprintf(stderr, "%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %zu weight bytes\n",
+                path, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads,
+                m->cfg.vocab_size, m->cfg.seq_len, m->file.size);
+    return m;
+}
+
+const ModelConfig *model_config(const Model *m) { return &m->cfg; }
+
+/**
+ * How many leading positions of @p tokens the cache already holds. The last
+ * position is always run again, because its stream (not cached) makes the logits.
+ */
+static int reusable_prefix(const Activations *a, const int *tokens, int n) {
+    int same = 0;
+    while (same < a->n_cached && same < n - 1 && a->cached[same] == tokens[same]) same++;
+    return same;
+}
+
+/** Only the positions the cache has not seen: O(1) position passes per generated token. */
+const float *model_forward(Model *m, const int *tokens, int n) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->a;
+    int start = reusable_prefix(a, tokens, n); /* a new prompt or a rewind rolls the cache back */
+    for (int pos = start; pos < n; pos++) {
+        forward_position(m, tokens[pos], pos);
+        a->cached[pos] = tokens[pos];
+    }
+    a->n_cached = n;
+    rmsnorm(m->a.x, m->a.x, m->w.rms_final, c->dim, c->rms_eps);
+    matmul(m->a.logits, m->a.x, m->w.wcls, c->dim, c->vocab_size);
+    return m->a.logits;
+}
+
+size_t model_weight_bytes(const Model *m) {
+    const ModelConfig *c = &m->cfg;
+    size_t d = (size_t)c->dim, per_layer = 2 * d + 2 * d * d + 2 * (size_t)c->kv_dim * d + 3 * (size_t)c->hidden_dim * d;
+    return sizeof(float) * ((size_t)c->n_layers * per_layer + d + (size_t)c->vocab_size * d);
+}
+
+const struct Vocab *model_vocab(const Model *m) {
+    (void)m;
+    return NULL; /* llama2.c checkpoints keep their vocabulary in a separate file */
+}
+
+void model_close(Model *m) {
+    if (!m) return;
+    free_activations(&m->a);
+    unmap_file(&m->file);
+    free(m);
+}
