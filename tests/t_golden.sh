@@ -34,3 +34,6 @@ golden_fp32() {
 
 golden_fp32 01 stories260K 256 1e-4
 golden_fp32 01 llama2xs 200 1e-4
+golden_fp32 02 stories260K 256 1e-4
+golden_fp32 02 llama2xs 200 1e-4
+golden_fp32 02 syn-k256 256 1e-4
