@@ -85,7 +85,7 @@ $(TINY): $(BUILD)/mksynth
 # The main job: a story from the newest chapter, on a real model if there is one.
 RUN_MODEL := $(if $(wildcard $(SHARED)/models/stories260K.bin),$(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin,$(TINY) -z $(TINY_TOK))
 run: all
-	$(BUILD)/ch$(NEWEST) -m $(RUN_MODEL) -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.9 -s 42
+	$(BUILD)/ch$(NEWEST) -m $(RUN_MODEL) -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.9 -s 42 -v
 
 test:
 	@SHARED=$(SHARED) CC="$(CC)" bash tests/run_all.sh
@@ -102,3 +102,17 @@ diff:
 
 clean:
 	rm -rf $(BUILD) docs/html
+
+# Chapter 5's GGUF reader under libFuzzer (clang with compiler-rt): `make fuzz
+# FUZZ_TIME=seconds`. Seeds: the first 16 KiB of each shared GGUF file and the
+# malformed files tests/unit_gguf.c writes. Finds are left in $(BUILD)/fuzz.
+FUZZ_TIME ?= 60
+.PHONY: fuzz
+fuzz: $(BUILD)/tests/unit_gguf
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
+	clang -std=c11 -g -O1 -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o $(BUILD)/fuzz/fuzz_gguf tests/fuzz_gguf.c src/gguf.c src/util.c
+	$(BUILD)/tests/unit_gguf --write-cases $(BUILD)/fuzz/seeds
+	@for f in $(wildcard $(SHARED)/models/gguf/*.gguf $(SHARED)/models/holdout/gguf/*.gguf); do \
+	    head -c 16384 $$f >$(BUILD)/fuzz/seeds/head-$$(basename $$f); done
+	cd $(BUILD)/fuzz && ./fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=20000 -print_final_stats=1 corpus seeds

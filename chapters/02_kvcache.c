@@ -25,7 +25,7 @@
  *
  * @section ch02_memory What it costs
  * Memory for the cache: 2 × n_layers × seq_len × kv_dim × 4 bytes (printed at
- * load). Chapter 1 needed the same buffers as scratch for one pass; the
+ * load with -v). Chapter 1 needed the same buffers as scratch for one pass; the
  * difference is that they now live as long as the model. For stories110M
  * (12 layers, 1024 positions, kv_dim 768) that is 72 MiB; grouped-query
  * attention shrinks it by n_heads / n_kv_heads.
@@ -345,12 +345,13 @@ Model *model_open(const char *path, const ModelOptions *opts) {
               m->cfg.seq_len, (unsigned long long)want);
     map_weights(&m->w, &m->cfg, (const float *)(m->file.data + HEADER_BYTES), shared_classifier);
     alloc_activations(&m->a, &m->cfg);
-    fprintf(stderr, "KV cache: 2 x %d layers x %d positions x %d kv_dim x 4 bytes = %.1f MiB\n", m->cfg.n_layers,
-            m->cfg.seq_len, m->cfg.kv_dim, 8.0 * m->cfg.n_layers * m->cfg.seq_len * m->cfg.kv_dim / 1048576.0);
-    if (opts && opts->verbose)
+    if (opts && opts->verbose) {
         fprintf(stderr, "%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %zu weight bytes\n",
                 path, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads,
                 m->cfg.vocab_size, m->cfg.seq_len, m->file.size);
+        fprintf(stderr, "KV cache: 2 x %d layers x %d positions x %d kv_dim x 4 bytes = %.1f MiB\n", m->cfg.n_layers,
+                m->cfg.seq_len, m->cfg.kv_dim, 8.0 * m->cfg.n_layers * m->cfg.seq_len * m->cfg.kv_dim / 1048576.0);
+    }
     return m;
 }
 

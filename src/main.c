@@ -187,21 +187,28 @@ static int *encode_prompt(const Vocab *v, const char *prompt, int seq_len, int *
     return ids;
 }
 
-static void print_stats(int n_prompt, int n_gen, double t_prefill, double t_decode) {
-    fprintf(stderr, "\n[stats] prompt %d tok, generated %d tok, prefill %.1f tok/s, decode %.1f tok/s, peak RSS %.1f MiB\n",
+/* One line on stderr; tools/bench.sh reads it, so keep its words stable. */
+static void print_stats(const Model *m, int n_prompt, int n_gen, double t_prefill, double t_decode) {
+    fprintf(stderr,
+            "\n[stats] prompt %d tok, generated %d tok, prefill %.1f tok/s, decode %.1f tok/s, "
+            "peak RSS %.1f MiB, weights %.2f MB/tok\n",
             n_prompt, n_gen, t_prefill > 0 ? n_prompt / t_prefill : 0.0,
-            (n_gen > 1 && t_decode > 0) ? (n_gen - 1) / t_decode : 0.0, peak_rss_bytes() / 1048576.0);
+            (n_gen > 1 && t_decode > 0) ? (n_gen - 1) / t_decode : 0.0, peak_rss_bytes() / 1048576.0,
+            model_weight_bytes(m) / 1e6);
 }
 
 static int generate(const Options *o, Model *m, const Vocab *v) {
     const ModelConfig *cfg = model_config(m);
     int n = 0;
     int *prompt = encode_prompt(v, o->prompt ? o->prompt : "", cfg->seq_len, &n);
-    long room = cfg->seq_len - n;
+    /* The context bounds the positions fed to the model; the last generated
+     * token is never fed back, so it may be the (seq_len + 1)-th id (llama2.c's rule). */
+    long room = cfg->seq_len + 1 - n;
     long n_predict = o->n_predict < 0 ? room : o->n_predict;
     if (n_predict > room)
-        fatal("-n %ld: prompt (%d tokens) + %ld tokens exceeds the context of %d", n_predict, n, n_predict, cfg->seq_len);
-    int *ids = xmalloc(sizeof(int) * (size_t)cfg->seq_len);
+        fatal("-n %ld: prompt (%d tokens) + %ld tokens exceeds the context of %d positions", n_predict, n, n_predict,
+              cfg->seq_len);
+    int *ids = xmalloc(sizeof(int) * ((size_t)cfg->seq_len + 1));
     memcpy(ids, prompt, sizeof(int) * (size_t)n);
     free(prompt);
     int n_prompt = n;
@@ -239,7 +246,7 @@ static int generate(const Options *o, Model *m, const Vocab *v) {
     }
     printf("\n");
     fflush(stdout);
-    print_stats(n_prompt, n - n_prompt, t_prefill, t_decode);
+    print_stats(m, n_prompt, n - n_prompt, t_prefill, t_decode);
     sampler_free(&sampler);
     free(ids);
     return 0;

@@ -14,18 +14,19 @@
 
 #include <stddef.h>
 
-/** A loaded vocabulary. Treat the fields as read-only. */
+/** A loaded vocabulary. Treat the fields as read-only, and make one only with
+ * the constructors below (tokenizer.c keeps private state beside it). */
 typedef struct Vocab {
     int n_tokens;        /**< vocabulary size */
     char **pieces;       /**< (n_tokens) token texts, NUL-terminated, spaces as ' ' */
-    int *piece_lens;     /**< (n_tokens) byte lengths (a piece may contain NUL: "<0x00>" is decoded) */
+    int *piece_lens;     /**< (n_tokens) byte lengths: lookups compare bytes, not C strings */
     float *scores;       /**< (n_tokens) merge priority: higher merges first */
     int *sorted;         /**< (n_tokens) ids sorted by piece text, for binary search */
     int byte_token[256]; /**< id of the piece `<0xNN>` for byte NN, or -1 */
     int bos_id;          /**< beginning of sequence (1 in Llama vocabularies) */
     int eos_id;          /**< end of sequence (2) */
     int unk_id;          /**< unknown (0) */
-    int parse_special;   /**< 1: literal "<s>"/"</s>" in text become BOS/EOS (llama.cpp on GGUF) */
+    int parse_special;   /**< 1: text spelling a special token ("<s>") becomes it (llama.cpp on GGUF) */
 } Vocab;
 
 /**
@@ -38,9 +39,12 @@ Vocab *vocab_load_llama2c(const char *path, int n_tokens);
 /**
  * Build a vocabulary from arrays (chapter 5 reads them from a GGUF file).
  * @p texts are @p n_tokens strings of @p lens bytes; U+2581 ("▁") is turned
- * into a space. @p types uses GGUF's token types (1 normal, 2 unknown,
- * 3 control, 6 byte; NULL = all normal): a byte token whose text is not
- * exactly `<0xNN>` is a fatal() error naming @p origin. Sets parse_special.
+ * into a space. @p scores may be NULL (all 0). @p types uses GGUF's token
+ * types (1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte; NULL = all
+ * normal): a byte token whose text is not exactly `<0xNN>` is a fatal() error
+ * naming @p origin. Sets parse_special: as in llama.cpp, text spelling an
+ * unknown, control or user-defined token becomes that token (longest first),
+ * and merging never produces one. @p bos_id, @p eos_id, @p unk_id may be -1.
  */
 Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *texts,
                          const size_t *lens, const float *scores, const int *types,
@@ -53,9 +57,12 @@ int vocab_lookup(const Vocab *v, const char *s, size_t len);
 
 /**
  * Encode @p text into @p out (capacity @p max_out), with BOS first when
- * @p add_bos. Returns the number of ids, or -1 with a message in @p err when
- * the text cannot be encoded (a character outside a vocabulary without byte
- * tokens, or more than @p max_out ids).
+ * @p add_bos and the vocabulary has one. With parse_special, special tokens
+ * are cut out first and each stretch of text between them is encoded with its
+ * own dummy prefix (llama.cpp's behaviour). Returns the number of ids, or -1
+ * with a message in @p err (may be NULL) when the text cannot be encoded (a
+ * character outside a vocabulary without byte tokens, or more than @p max_out
+ * ids). Reentrant: the vocabulary is only read.
  */
 int vocab_encode(const Vocab *v, const char *text, int add_bos, int *out, int max_out,
                  char *err, size_t err_len);
@@ -63,7 +70,8 @@ int vocab_encode(const Vocab *v, const char *text, int add_bos, int *out, int ma
 /**
  * The bytes token @p tok stands for when it follows @p prev: a piece right
  * after BOS loses its leading space, and `<0xNN>` is the raw byte NN. Sets
- * *len (the text may be a single NUL byte). Never NULL for a valid id.
+ * *len (the text may be a single NUL byte). Never NULL: an id outside the
+ * vocabulary gives "" with *len 0 (callers validate ids).
  */
 const char *vocab_decode(const Vocab *v, int prev, int tok, int *len);
 

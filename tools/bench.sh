@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# tools/bench.sh — what `make bench` runs: every line of tools/bench.tsv, as a markdown table.
+#
+#   BUILD=build SHARED=../shared bash tools/bench.sh [--out DIR] [--only REGEX]
+#
+# Columns: prefill and decode tok/s (from the driver's [stats] line), the decode
+# speed-up over the previous chapter on the same model, length and threads, peak RSS, the
+# weight bytes each token reads, the effective bandwidth (those bytes x decode tok/s) and its
+# share of the machine's memory read bandwidth (build/membw, one thread or all), perplexity
+# on the TinyStories excerpt (real models), and agreement with the previous chapter
+# (teacher-forced logits: max |diff| and top-1). With --out DIR it also writes DIR/bench.md
+# and DIR/bench.svg. Benchmarks never fail: a run that breaks shows "failed" in its row.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SHARED=${SHARED:-../shared}
+OUT_DIR="" ONLY="."
+while [ $# -gt 0 ]; do
+    case $1 in
+    --out) OUT_DIR=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) echo "error: bench.sh: unknown argument $1" >&2; exit 1 ;;
+    esac
+done
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+CPUS=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+PROMPT="Once upon a time"
+
+# model_args NAME: "-m MODEL -z TOKENIZER" for a model name of bench.tsv (made on first use).
+model_args() {
+    local m=$BUILD/models
+    case $1 in
+    stories260K | llama2xs)
+        [ -e "$SHARED/models/$1.bin" ] && echo "-m $SHARED/models/$1.bin -z $SHARED/models/tok512.bin" ;;
+    syn-110m)
+        [ -e "$m/syn-110m.bin" ] || "$BUILD/mksynth" --preset stories110m -o "$m/syn-110m.bin" --tokenizer-out "$m/tok32000.bin" >&2 || return 1
+        echo "-m $m/syn-110m.bin -z $m/tok32000.bin" ;;
+    syn-tinyllama)
+        [ "${BENCH_BIG:-0}" = 1 ] || return 1
+        [ -e "$m/syn-tinyllama.bin" ] || "$BUILD/mksynth" --preset tinyllama -o "$m/syn-tinyllama.bin" --tokenizer-out "$m/tok32000.bin" >&2 || return 1
+        echo "-m $m/syn-tinyllama.bin -z $m/tok32000.bin" ;;
+    *) return 1 ;;
+    esac
+}
+
+# threads_arg SPEC: the --threads value for "all" or a number.
+threads_arg() { if [ "$1" = all ]; then echo "$CPUS"; else echo "$1"; fi; }
+
+# run_one CH THREADS MODEL_ARGS TOKENS: prints "prefill decode rss_mib mb_per_tok" or "failed".
+run_one() {
+    local ch=$1 threads=$2 args=$3 n=$4
+    # shellcheck disable=SC2086
+    if "$BUILD/ch$ch" $args -p "$PROMPT" -n "$n" --temp 0 --ignore-eos -t "$threads" >/dev/null 2>"$TMP/stats"; then
+        sed -n 's/.*prefill \([0-9.]*\) tok\/s, decode \([0-9.]*\) tok\/s, peak RSS \([0-9.]*\) MiB, weights \([0-9.]*\) MB\/tok.*/\1 \2 \3 \4/p' "$TMP/stats" | tail -n 1
+    else
+        echo failed
+    fi
+}
+
+# agreement CH MODEL_NAME MODEL_ARGS: previous chapter vs this one, teacher-forced.
+agreement() {
+    local ch=$1 name=$2 args=$3 prev
+    prev=$(printf %02d $((10#$ch - 1)))
+    [ -x "$BUILD/ch$prev" ] || { echo "-"; return; }
+    local key="$prev-$ch-$name"
+    if [ ! -e "$TMP/agree-$key" ]; then
+        local ids
+        if [ "$name" = stories260K ] || [ "$name" = llama2xs ]; then ids=$SHARED/reference/ts0.tok512.tokens
+        else awk 'BEGIN { printf "1"; for (i = 1; i < 24; i++) printf " %d", (i * 7919) % 30000 + 300; print "" }' >"$TMP/ids"; ids=$TMP/ids; fi
+        local m=${args%% -z*}
+        # shellcheck disable=SC2086
+        if "$BUILD/ch$prev" $m --logits "$TMP/a.lgts" --tokens-file "$ids" 2>/dev/null &&
+            "$BUILD/ch$ch" $m --logits "$TMP/b.lgts" --tokens-file "$ids" 2>/dev/null; then
+            "$BUILD/logits_cmp" "$TMP/a.lgts" "$TMP/b.lgts" 2>/dev/null |
+                sed -n 's/max|diff| \([^ ]*\).*top-1 \([0-9]*\/[0-9]*\).*/max|diff| \1, top-1 \2/p' >"$TMP/agree-$key"
+        else
+            echo failed >"$TMP/agree-$key"
+        fi
+    fi
+    cat "$TMP/agree-$key"
+}
+
+# perplexity CH NAME MODEL_ARGS: on the TinyStories excerpt, real models only; chapter 1 is
+# skipped (its logits are chapter 2's, bit for bit, and it would take hours).
+perplexity() {
+    local ch=$1 name=$2 args=$3 text=$SHARED/data/tinystories-valid-excerpt.txt
+    case $name in stories260K | llama2xs) ;; *) echo "-"; return ;; esac
+    [ "$ch" = 01 ] || [ ! -e "$text" ] && { echo "-"; return; }
+    # shellcheck disable=SC2086
+    "$BUILD/ch$ch" $args --perplexity "$text" 2>/dev/null | awk '/^perplexity:/ { print $2 }'
+}
+
+BW1=$("$BUILD/membw" --threads 1 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
+BWN=$("$BUILD/membw" --threads "$CPUS" 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || sysctl -n machdep.cpu.brand_string 2>/dev/null)
+
+{
+    echo "Measured $(date -u +%Y-%m-%d) on ${CPU_MODEL:-unknown CPU}, $CPUS CPUs online."
+    echo "Memory read bandwidth (build/membw): ${BW1:-?} GB/s with 1 thread, ${BWN:-?} GB/s with $CPUS threads."
+    echo
+    echo "| model | chapter | threads | tokens | prefill tok/s | decode tok/s | speed-up vs previous chapter | peak RSS MiB | weights MB/tok | GB/s | % of bandwidth | perplexity | agreement with previous chapter |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+} >"$TMP/table"
+
+: >"$TMP/rows"
+while IFS=$'\t' read -r ch threads name tokens; do
+    case "$ch" in '#'* | '') continue ;; esac
+    echo "$ch $threads $name $tokens" | grep -Eq -- "$ONLY" || continue
+    [ -x "$BUILD/ch$ch" ] || continue
+    args=$(model_args "$name") || { echo "bench: skipping $name (not available)" >&2; continue; }
+    if [ "$threads" = scale ]; then
+        echo "$ch $name $tokens" >>"$TMP/scale"
+        continue
+    fi
+    t=$(threads_arg "$threads")
+    echo "bench: ch$ch $name -n $tokens -t $t" >&2
+    read -r prefill decode rss mbtok <<<"$(run_one "$ch" "$t" "$args" "$tokens")"
+    echo "$ch $t $name $tokens ${decode:-failed}" >>"$TMP/rows"
+    prev=$(printf %02d $((10#$ch - 1)))
+    prev_decode=$(awk -v p="$prev" -v t="$t" -v m="$name" -v n="$tokens" '$1 == p && $2 == t && $3 == m && $4 == n { d = $5 } END { print d }' "$TMP/rows")
+    [ -z "$prev_decode" ] && prev_decode=$(awk -v p="$prev" -v m="$name" -v n="$tokens" '$1 == p && $2 == 1 && $3 == m && $4 == n { d = $5 } END { print d }' "$TMP/rows")
+    if [ "$prefill" = failed ] || [ -z "$decode" ]; then
+        echo "| $name | $ch | $t | $tokens | failed | | | | | | | | |" >>"$TMP/table"
+        continue
+    fi
+    bw=$BW1; [ "$t" -gt 1 ] && bw=$BWN
+    awk -v name="$name" -v ch="$ch" -v t="$t" -v n="$tokens" -v pf="$prefill" -v dc="$decode" -v pd="$prev_decode" \
+        -v rss="$rss" -v mb="$mbtok" -v bw="$bw" -v ppl="$(perplexity "$ch" "$name" "$args")" \
+        -v agree="$(agreement "$ch" "$name" "$args")" 'BEGIN {
+        gbs = mb * dc / 1000
+        up = (pd != "" && pd + 0 > 0) ? sprintf("%.2fx", dc / pd) : "-"
+        pct = (bw + 0 > 0) ? sprintf("%.0f%%", 100 * gbs / bw) : "-"
+        printf "| %s | %s | %s | %s | %.1f | %.2f | %s | %.1f | %.1f | %.2f | %s | %s | %s |\n", name, ch, t, n, pf, dc, up, rss, mb, gbs, pct, (ppl == "" ? "-" : ppl), agree }' >>"$TMP/table"
+done <tools/bench.tsv
+
+if [ -e "$TMP/scale" ]; then
+    while read -r ch name tokens; do
+        args=$(model_args "$name") || continue
+        line="| ch$ch $name |"
+        head="| thread scaling (decode tok/s) |"
+        sep="|---|"
+        t=1
+        while [ "$t" -le "$CPUS" ]; do
+            read -r _ decode _ _ <<<"$(run_one "$ch" "$t" "$args" "$tokens")"
+            head="$head $t |"; sep="$sep---|"; line="$line ${decode:-failed} |"
+            if [ "$t" -lt "$CPUS" ] && [ $((t * 2)) -gt "$CPUS" ]; then t=$CPUS; else t=$((t * 2)); fi
+        done
+        printf '\n%s\n%s\n%s\n' "$head" "$sep" "$line" >>"$TMP/table"
+    done <"$TMP/scale"
+fi
+
+cat "$TMP/table"
+if [ -n "$OUT_DIR" ]; then
+    mkdir -p "$OUT_DIR"
+    cp "$TMP/table" "$OUT_DIR/bench.md"
+    bash tools/bench_svg.sh <"$TMP/table" >"$OUT_DIR/bench.svg"
+    echo "bench: wrote $OUT_DIR/bench.md and $OUT_DIR/bench.svg" >&2
+fi
