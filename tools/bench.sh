@@ -73,7 +73,7 @@ agreement() {
         if "$BUILD/ch$prev" $m --logits "$TMP/a.lgts" --tokens-file "$ids" 2>/dev/null &&
             "$BUILD/ch$ch" $m --logits "$TMP/b.lgts" --tokens-file "$ids" 2>/dev/null; then
             "$BUILD/logits_cmp" "$TMP/a.lgts" "$TMP/b.lgts" 2>/dev/null |
-                XX
+                sed -n 's/max|diff| \([^ ]*\).*top-1 \([0-9]*\/[0-9]*\).*/max abs diff \1, top-1 \2/p' >"$TMP/agree-$key"
         else
             echo failed >"$TMP/agree-$key"
         fi
