@@ -6,6 +6,8 @@
 #   make bench        measure every chapter; prints a markdown table
 #   make docs         the book as HTML (Doxygen) in docs/html
 #   make diff N=2     what chapter 2 changes in chapter 1
+#   make student CH=1 chapter 1 with its exercises blanked out, in student/
+#   make grade CH=1   grade student/01_*.c: which exercises pass, and why not
 #
 # Variables: SHARED (../shared), CC, BUILD (build), OPT (-O2), ARCH (native: the
 # -march of the SIMD chapters), SIMD (1; 0 = plain-C kernels), SANITIZE (1 =
@@ -93,15 +95,35 @@ test:
 bench: all
 	@SHARED=$(SHARED) BUILD=$(BUILD) bash tools/bench.sh $(BENCH_ARGS)
 
+# The book: tools/book.sh generates the diff, exercise and results parts into docs/gen,
+# then runs Doxygen (warnings are errors) into docs/html.
 docs:
-	doxygen docs/Doxyfile
+	@bash tools/book.sh
 
 N ?= 2
 diff:
 	@a=$$(ls chapters/$$(printf %02d $$(($(N) - 1)))_*.c) && b=$$(ls chapters/$$(printf %02d $(N))_*.c) && diff -u $$a $$b; test $$? -le 1
 
 clean:
-	rm -rf $(BUILD) docs/html
+	rm -rf $(BUILD) docs/html docs/gen
+
+# Exercises (tools/grade/grade.sh): the regions between EXERCISE N.k BEGIN/END comments
+# in chapter N's source. `student` never overwrites a student's file (FORCE=1 does).
+CH ?= 1
+STUDENT ?= student
+CH_NN = $(shell printf %02d $(CH) 2>/dev/null)
+student:
+	@STUDENT=$(STUDENT) bash tools/grade/grade.sh student $(CH)
+
+grade: all
+	@CC="$(CC)" CFLAGS="$(CFLAGS_ALL) $(call chapter_flags,$(CH_NN))" LDLIBS="$(LDLIBS_ALL)" \
+	    MAIN_OBJ=$(BUILD)/obj/main.o LIB_OBJS="$(LIB_OBJS)" BUILD=$(BUILD) SHARED=$(SHARED) STUDENT=$(STUDENT) \
+	    bash tools/grade/grade.sh grade $(CH)
+
+# The flags chapter CH is compiled with, for scripts that build it without make (tests/t_book.sh).
+.PHONY: grade-flags
+grade-flags:
+	@echo '$(CFLAGS_ALL) $(call chapter_flags,$(CH_NN))'
 
 # Chapter 5's GGUF reader under libFuzzer (clang with compiler-rt): `make fuzz
 # FUZZ_TIME=seconds`. Seeds: the first 16 KiB of each shared GGUF file and the

@@ -206,10 +206,23 @@ static void free_activations(Activations *a) {
 
 /** out = x / sqrt(mean(x²) + eps) * weight. */
 static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    /* EXERCISE 1.1 BEGIN: RMSNorm
+     * Task: Normalise x by its root mean square, then scale each element by its weight:
+     *   out[i] = weight[i] * (x[i] / sqrt(mean(x[0..n-1]^2) + eps)).
+     * Contract: x, weight and out hold n floats each; out may be the same array as x
+     *   (the final norm in model_forward() works in place).
+     * Hint: Sum the squares in a float, left to right; compute scale = 1 / sqrtf(...)
+     *   once, then out[i] = weight[i] * (scale * x[i]): that order matches llama2.c
+     *   bit for bit.
+     * Graded: Every layer normalises twice and the output once, so a wrong norm shows
+     *   in the logits from position 0 on.
+     * Stub: (void)out; (void)x; (void)weight; (void)n; (void)eps;
+     */
     float sum_sq = 0.0f;
     for (int i = 0; i < n; i++) sum_sq += x[i] * x[i];
     float scale = 1.0f / sqrtf(sum_sq / n + eps);
     for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+    /* EXERCISE 1.1 END */
 }
 
 /** out = W x, for W of shape (n_out, n_in): one dot product per output row. */
@@ -241,6 +254,18 @@ static void softmax(float *x, int n) {
  * rotated vectors then depends only on their distance, not on where they are.
  */
 static void rope(float *vec, int n_heads, int head_size, int pos, float theta) {
+    /* EXERCISE 1.2 BEGIN: RoPE
+     * Task: In each of the n_heads heads of vec (head_size floats each), rotate every
+     *   pair of neighbours (j, j+1) of the head, j even, by the angle pos * theta^(-j/head_size):
+     *   (a, b) becomes (a cos - b sin, a sin + b cos).
+     * Contract: In place; head_size is even; pos is the absolute position (0 for BOS,
+     *   where nothing turns).
+     * Hint: The angle depends on j and pos but not on the head; compute it in float,
+     *   as 1.0f / powf(theta, (float)j / (float)head_size) times (float)pos.
+     * Graded: Position 0 does not turn, so a wrong rotation shows in the logits from
+     *   position 1 on.
+     * Stub: (void)vec; (void)n_heads; (void)head_size; (void)pos; (void)theta;
+     */
     for (int i = 0; i < head_size; i += 2) {
         float freq = 1.0f / powf(theta, (float)i / (float)head_size);
         float angle = (float)pos * freq;
@@ -252,6 +277,7 @@ static void rope(float *vec, int n_heads, int head_size, int pos, float theta) {
             pair[1] = a * s + b * c;
         }
     }
+    /* EXERCISE 1.2 END */
 }
 
 /** In place: gate = silu(gate) * up, where silu(v) = v * sigmoid(v). */
@@ -272,6 +298,21 @@ static void swiglu(float *gate, const float *up, int n) {
  * head h reads key/value head h / (n_heads / n_kv_heads). Result in a->xb.
  */
 static void attention(Model *m, int l, int pos) {
+    /* EXERCISE 1.3 BEGIN: attention
+     * Task: For each query head h (head_size floats at a->q + h * head_size), score it
+     *   against the keys of positions 0..pos of layer l (dot product / sqrt(head_size)),
+     *   turn the scores into weights with softmax(), and write the weighted sum of
+     *   those positions' values to a->xb + h * head_size.
+     * Contract: The key (value) of position t in layer l is the kv_dim floats at
+     *   a->keys (a->values) + (l * seq_len + t) * kv_dim; query head h reads key/value
+     *   head h / (n_heads / n_kv_heads), which starts head_size floats times its number
+     *   into that vector. Scratch: a->att, seq_len floats per head. Causal: never read
+     *   a position after pos.
+     * Hint: Divide each dot product by sqrtf(head_size) rather than multiplying by its
+     *   inverse, and sum in float, left to right: then the logits match llama2.c exactly.
+     * Graded: The logits, from position 0 on (even one position attends to itself).
+     * Stub: (void)m; (void)l; (void)pos; (void)softmax;
+     */
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->a;
     int group = c->n_heads / c->n_kv_heads;
@@ -295,6 +336,7 @@ static void attention(Model *m, int l, int pos) {
             for (int i = 0; i < c->head_size; i++) out[i] += att[t] * v[i];
         }
     }
+    /* EXERCISE 1.3 END */
 }
 
 /** Run token @p token at position @p pos through every layer; leaves the stream in a->x. */
@@ -362,21 +404,49 @@ const ModelConfig *model_config(const Model *m) { return &m->cfg; }
  * position is always run again, because its stream (not cached) makes the logits.
  */
 static int reusable_prefix(const Activations *a, const int *tokens, int n) {
+    /* EXERCISE 2.1 BEGIN: the reuse rule
+     * Task: Return how many leading positions of tokens[0..n-1] the cache can keep:
+     *   the length of the common prefix of tokens and a->cached[0..a->n_cached-1].
+     * Contract: At most n - 1, because the last position is always run again (its
+     *   stream, which is not cached, makes the logits); 0 when the first tokens differ.
+     * Hint: A new prompt or a rewind shares only a prefix with the cache; the slots
+     *   after it hold another sequence's keys and values and must be recomputed.
+     * Graded: Teacher forcing only ever extends the sequence, so the probe
+     *   (tools/grade/probe_02.c) also calls reusable_prefix() on small cache states (an
+     *   extension, a rewind, a new prompt, an empty cache) and checks that a sequence
+     *   that diverges from the cache gives a fresh model's logits.
+     * Stub: (void)a; (void)tokens; (void)n; return 0;
+     */
     int same = 0;
     while (same < a->n_cached && same < n - 1 && a->cached[same] == tokens[same]) same++;
     return same;
+    /* EXERCISE 2.1 END */
 }
 
 /** Only the positions the cache has not seen: O(1) position passes per generated token. */
 const float *model_forward(Model *m, const int *tokens, int n) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->a;
+    /* EXERCISE 2.2 BEGIN: the cache write
+     * Task: Run through forward_position() only the positions the cache lacks, from
+     *   reusable_prefix(a, tokens, n) to n - 1 (it writes their keys and values into
+     *   the cache), and record which tokens the cache now holds.
+     * Contract: Afterwards a->n_cached == n and a->cached[0..n-1] == tokens[0..n-1],
+     *   and a->x holds the stream of position n - 1 (the lines below make the logits).
+     * Hint: Chapter 1 ran this loop from position 0 on every call; what changes is
+     *   where it starts, and the bookkeeping after it.
+     * Graded: Recomputing everything gives the right logits too, only slowly, so the
+     *   probe (tools/grade/probe_02.c) spoils cached keys after a call and expects the
+     *   next call's logits to change; it also checks the logits after a new prompt.
+     * Stub: (void)a; (void)tokens; (void)n; (void)reusable_prefix; (void)forward_position;
+     */
     int start = reusable_prefix(a, tokens, n); /* a new prompt or a rewind rolls the cache back */
     for (int pos = start; pos < n; pos++) {
         forward_position(m, tokens[pos], pos);
         a->cached[pos] = tokens[pos];
     }
     a->n_cached = n;
+    /* EXERCISE 2.2 END */
     rmsnorm(m->a.x, m->a.x, m->w.rms_final, c->dim, c->rms_eps);
     matmul(m->a.logits, m->a.x, m->w.wcls, c->dim, c->vocab_size);
     return m->a.logits;

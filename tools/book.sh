@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# tools/book.sh — what `make docs` runs: the book as HTML.
+#
+#   bash tools/book.sh [--out DIR]      (default DIR: docs; the HTML goes to DIR/html)
+#
+# The pages are docs/*.md and the annotated sources (chapters/, src/), read by Doxygen with
+# docs/Doxyfile. Some parts of the pages are made here first, into DIR/gen:
+#
+#   pages/diffNN.md          `make diff N=NN` as a page, for every chapter after the first
+#   pages/diffs.md           the index of those pages
+#   parts/chapters.md        the list of chapters for the main page (those with a docs/chNN.md page)
+#   parts/exercises_chNN.md  chapter NN's graded exercises, from the EXERCISE markers in its
+#                            source (tools/grade/exercises.awk) and tools/grade/chapters.tsv
+#   parts/exercises_all.md   every exercise, one table
+#   parts/bench_chNN.md      chapter NN's rows of docs/bench.md (written by `make bench`,
+#   parts/bench_all.md       committed) and their charts in img/; a note when it is absent
+#
+# A page includes a part with \include{doc} NAME.md. Every function of every chapter also
+# gets an alias linking to its line in the annotated source: \ch01_rmsnorm writes
+# "rmsnorm()" as a link to chapters/01_naive.c's rmsnorm. Doxygen runs with warnings as
+# errors; this script fails if it prints anything at all.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+OUT=docs
+while [ $# -gt 0 ]; do
+    case $1 in
+    --out) OUT=$2; shift 2 ;;
+    *) echo "error: book.sh: unknown argument $1" >&2; exit 1 ;;
+    esac
+done
+command -v doxygen >/dev/null || { echo "error: doxygen is not installed" >&2; exit 1; }
+GEN=$OUT/gen
+rm -rf "$GEN"
+mkdir -p "$GEN/pages" "$GEN/parts" "$GEN/img" || exit 1
+
+CHAPTERS=$(ls chapters/[0-9][0-9]_*.c)
+nn_of() { basename "$1" | cut -c1-2; }
+num() { echo $((10#$1)); }
+
+# Doxygen's name for a file's annotated source page: 01_naive.c -> 01__naive_8c_source.html
+source_page() { basename "$1" | sed -e 's/_/__/g' -e 's/\./_8/g' -e 's/$/_source.html/'; }
+
+# html_escape: stdin to stdout (and every * as &#42;: Doxygen stops at a lone */ in a page)
+html_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/\*/\&#42;/g'; }
+
+# ---------------------------------------------------------------------------------------------
+# The chapter list of the main page, in reading order.
+{
+    for f in $CHAPTERS; do
+        nn=$(nn_of "$f")
+        if [ -e "docs/ch$nn.md" ]; then
+            echo "$(num "$nn"). @subpage ch$nn (\`$f\`)"
+        else
+            echo "$(num "$nn"). \`$f\` (its page is still to be written)."
+        fi
+    done
+} >"$GEN/parts/chapters.md"
+
+# ---------------------------------------------------------------------------------------------
+# The diff pages.
+prev=""
+{
+    echo "# The changes, chapter by chapter {#diffs}"
+    echo
+    echo "Each page is the output of \`make diff N=k\`: the unified diff from chapter k-1's source to"
+    echo "chapter k's. Read a chapter's page first; its diff then shows that nothing else changed."
+    echo
+} >"$GEN/pages/diffs.md"
+for f in $CHAPTERS; do
+    nn=$(nn_of "$f")
+    if [ -n "$prev" ]; then
+        diff -u "$prev" "$f" >"$GEN/diff.txt"
+        added=$(($(grep -c '^+' "$GEN/diff.txt") - 1)) removed=$(($(grep -c '^-' "$GEN/diff.txt") - 1))
+        ref="chapter $(num "$nn")"
+        [ -e "docs/ch$nn.md" ] && ref="\\ref ch$nn"
+        {
+            echo "# Chapter $(num "$(nn_of "$prev")") to chapter $(num "$nn"): the diff {#diff$nn}"
+            echo
+            echo "\`make diff N=$(num "$nn")\`: everything that $ref changes in \`$prev\` to make \`$f\`"
+            echo "($added lines added, $removed removed, comments included)."
+            echo
+            echo "\\htmlonly"
+            echo "<pre class=\"diff\">"
+            html_escape <"$GEN/diff.txt" | awk '
+                /^(\+\+\+|---) / { print "<span class=\"file\">" $0 "</span>"; next }
+                /^@@/ { print "<span class=\"hunk\">" $0 "</span>"; next }
+                /^\+/ { print "<span class=\"add\">" $0 "</span>"; next }
+                /^-/ { print "<span class=\"del\">" $0 "</span>"; next }
+                { print }'
+            echo "</pre>"
+            echo "\\endhtmlonly"
+        } >"$GEN/pages/diff$nn.md"
+        echo "- @subpage diff$nn" >>"$GEN/pages/diffs.md"
+    fi
+    prev=$f
+done
+rm -f "$GEN/diff.txt"
+
+# ---------------------------------------------------------------------------------------------
+# The exercises.
+
+# grader_text NN: what `make grade` checks for chapter NN, in words
+grader_text() {
+    local cfg models positions max_diff min_top1 max_kl greedy probe chain prev
+    cfg=$(awk -F '\t' -v ch="$1" '$1 == ch' tools/grade/chapters.tsv)
+    [ -z "$cfg" ] && { echo "Nothing yet: chapter $(num "$1") has no line in tools/grade/chapters.tsv."; return; }
+    IFS=$'\t' read -r _ models positions max_diff min_top1 max_kl greedy probe <<<"$cfg"
+    printf '%s' "\`make grade CH=$(num "$1")\` builds, for each exercise, the unmodified chapter with only that exercise's body taken from your file, and then your whole file. Each must compile; "
+    printf '%s' "its teacher-forced logits over $positions positions (on ${models%%,*}, else ${models##*,}) must agree with the unmodified chapter's"
+    [ "$max_diff" != - ] && printf '%s' " within a max |diff| of $max_diff"
+    [ "$min_top1" != - ] && printf '%s' ", with the same argmax at a share of at least $min_top1 of the positions"
+    [ "$max_kl" != - ] && printf '%s' ", with a mean KL divergence of at most $max_kl"
+    chain=$(awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6 }' tests/chain.tsv)
+    if [ -n "$chain" ]; then
+        read -r prev max_diff min_top1 max_kl <<<"$chain"
+        printf '%s' ", and with chapter $(num "$prev")'s as tests/chain.tsv requires ("
+        printf '%s' "$( { [ "$max_diff" != - ] && echo "max |diff| $max_diff"; [ "$min_top1" != - ] && echo "top-1 share $min_top1"; [ "$max_kl" != - ] && echo "mean KL $max_kl"; } | paste -sd ',' - | sed 's/,/, /g')"
+        printf ')'
+    fi
+    [ "$greedy" = same ] && printf '%s' "; a greedy run of 24 positions must give the same ids"
+    [ "$probe" != - ] && printf '%s' "; and the probe \`tools/grade/$probe\` must pass"
+    echo "."
+}
+
+{
+    echo "| chapter | exercise | what | where |"
+    echo "|---|---|---|---|"
+} >"$GEN/parts/exercises_all.md"
+n_all=0
+for f in $CHAPTERS; do
+    nn=$(nn_of "$f")
+    page=$(source_page "$f")
+    list=$(awk -v mode=list -v ch="$(num "$nn")" -f tools/grade/exercises.awk "$f") || exit 1
+    if [ -z "$list" ]; then
+        echo "Chapter $(num "$nn") has no graded exercises yet." >"$GEN/parts/exercises_ch$nn.md"
+        continue
+    fi
+    {
+        echo "- **Start** with \`make student CH=$(num "$nn")\`: it writes \`student/$(basename "$f")\`, this chapter"
+        echo "  with the bodies below removed and a comment stating each task and its contract in their"
+        echo "  place. Write them, then run \`make grade CH=$(num "$nn")\`, which says which exercises pass and"
+        echo "  why the others do not."
+        echo "- **How it is graded.** $(grader_text "$nn") See \\ref exercises for how the grader works."
+        echo
+        awk -v mode=docs -v ch="$(num "$nn")" -v srcpage="$page" -f tools/grade/exercises.awk "$f" || exit 1
+    } >"$GEN/parts/exercises_ch$nn.md"
+    while IFS=$'\t' read -r id name fn line _; do
+        chapter=$(num "$nn")
+        [ -e "docs/ch$nn.md" ] && chapter="\\ref ch$nn \"$(num "$nn")\""
+        echo "| $chapter | $id | $name | <a href=\"$page#l$(printf %05d "$line")\">$fn()</a> |" >>"$GEN/parts/exercises_all.md"
+        n_all=$((n_all + 1))
+    done <<<"$list"
+done
+[ "$n_all" -eq 0 ] && echo "No chapter has exercises yet." >"$GEN/parts/exercises_all.md"
+
+# ---------------------------------------------------------------------------------------------
+# Results: docs/bench.md (tools/bench.sh --out docs), whole and per chapter.
+# md_cells: a table cell may not hold a bare | (bench.sh writes "max|diff|"): escape it
+md_cells() { sed 's/max|diff|/max \\|diff\\|/g'; }
+NO_BENCH="No measurements are committed yet: \`make bench BENCH_ARGS=\"--out docs\"\` writes
+\`docs/bench.md\` and \`docs/bench.svg\`, and the next \`make docs\` shows them here."
+if [ -e docs/bench.md ]; then
+    {
+        md_cells <docs/bench.md
+        echo
+        [ -e docs/bench.svg ] && echo "![Decode speed of every chapter (tools/bench_svg.sh)](bench.svg)"
+    } >"$GEN/parts/bench_all.md"
+else
+    echo "$NO_BENCH" >"$GEN/parts/bench_all.md"
+fi
+for f in $CHAPTERS; do
+    nn=$(nn_of "$f")
+    out=$GEN/parts/bench_ch$nn.md
+    if [ ! -e docs/bench.md ]; then echo "$NO_BENCH" >"$out"; continue; fi
+    prev_nn=$(printf %02d $((10#$nn - 1)))
+    # The lines above the first table (date, CPU, bandwidth), the main table's rows of this
+    # chapter and the one before, and the rows of later tables that name this chapter
+    # ("| ch04 syn-110m |" in a thread-scaling table). Exit status 3: no row of this chapter.
+    if ! awk -v ch="$nn" -v prev="$prev_nn" '
+        function chapter_of(s,   f) { split(s, f, "|"); gsub(/ /, "", f[3]); return f[3] }
+        { line[NR] = $0 }
+        END {
+            i = 1
+            while (i <= NR && line[i] !~ /^\|/) print line[i++]
+            print line[i]; print line[i + 1]; i += 2
+            for (; i <= NR && line[i] ~ /^\|/; i++) {
+                c = chapter_of(line[i])
+                if (c == ch || c == prev) print line[i]
+                if (c == ch) mine++
+            }
+            for (; i <= NR; i++) {
+                if (line[i] !~ /^\|/) continue
+                head = line[i]; sep = line[i + 1]; rows = ""
+                for (i += 2; i <= NR && line[i] ~ /^\|/; i++) if (line[i] ~ ("^\\| ch" ch " ")) rows = rows line[i] "\n"
+                if (rows != "") printf "\n%s\n%s\n%s", head, sep, rows
+            }
+            exit mine ? 0 : 3
+        }' docs/bench.md >"$GEN/bench.tmp"; then
+        echo "The committed measurements (docs/bench.md) have no rows for chapter $(num "$nn") yet." >"$out"
+    else
+        md_cells <"$GEN/bench.tmp" >"$out"
+        bash tools/bench_svg.sh <"$GEN/bench.tmp" >"$GEN/img/bench_ch$nn.svg"
+        { echo; echo "![Decode speed, chapter $(num "$prev_nn") and $(num "$nn")](bench_ch$nn.svg)"; } >>"$out"
+    fi
+    echo >>"$out"
+    echo "All chapters side by side: \\ref results." >>"$out"
+done
+rm -f "$GEN/bench.tmp"
+
+# ---------------------------------------------------------------------------------------------
+# Links into the annotated source: one alias per function of every chapter.
+ALIASES=""
+for f in $CHAPTERS; do
+    nn=$(nn_of "$f")
+    page=$(source_page "$f")
+    ALIASES="$ALIASES$(awk -v nn="$nn" -v page="$page" '
+        /^[A-Za-z].*[A-Za-z_0-9]+\(.*[,)] *\{? *$/ && !/^(if|for|while|return|typedef|#)/ {
+            s = $0; sub(/\(.*/, "", s); n = split(s, w, /[ *]+/); name = w[n]
+            if (name in seen) next; seen[name] = 1
+            printf "ALIASES += \"ch%s_%s=<a href=\\\"%s#l%05d\\\"><code>%s()</code></a>\"\n", nn, name, page, NR, name
+        }' "$f")
+"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Doxygen, over docs/Doxyfile with this run's paths.
+LOG=$GEN/doxygen.log
+{
+    cat docs/Doxyfile
+    echo "OUTPUT_DIRECTORY = $OUT"
+    echo "INPUT += $GEN/pages"
+    echo "EXCLUDE += $OUT/html $GEN/parts"
+    echo "EXAMPLE_PATH = $GEN/parts"
+    echo "IMAGE_PATH += $GEN/img"
+    printf '%s' "$ALIASES"
+} | doxygen - >"$LOG" 2>&1
+rc=$?
+if [ "$rc" -ne 0 ] || [ -s "$LOG" ]; then
+    cat "$LOG" >&2
+    echo "error: doxygen failed or warned (exit status $rc); the book is not complete" >&2
+    exit 1
+fi
+echo "book: $OUT/html/index.html"
