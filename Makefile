@@ -76,6 +76,11 @@ $(foreach c,$(CHAPTER_SRCS),$(eval $(call CHAPTER_RULE,$(c))))
 $(BUILD)/%: tools/%.c $(LIB_OBJS) $(HEADERS) $(STAMP)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
 
+# The bandwidth meter must not be limited by its own arithmetic: it gets the
+# SIMD chapters' -march, so that it reads memory as fast as they can.
+$(BUILD)/membw: tools/membw.c $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$(CC) $(CFLAGS_ALL) $(SIMD_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+
 # Unit tests may #include a chapter to reach its static functions.
 $(BUILD)/tests/%: tests/%.c tests/unit.h $(CHAPTER_SRCS) $(LIB_OBJS) $(HEADERS) $(STAMP)
 	$(CC) $(CFLAGS_ALL) $(STRICT_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
@@ -86,6 +91,14 @@ $(TINY): $(BUILD)/mksynth
 
 # The main job: a story from the newest chapter, on a real model if there is one.
 RUN_MODEL := $(if $(wildcard $(SHARED)/models/stories260K.bin),$(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin,$(TINY) -z $(TINY_TOK))
+# Chapter 5 on reads GGUF files only: llama.cpp's Q4_0 llama2xs, or the tiny model converted to Q4_0.
+TINY_GGUF := $(BUILD)/models/tiny-q4_0.gguf
+$(TINY_GGUF): $(TINY) $(BUILD)/gguf_convert
+	$(BUILD)/gguf_convert -m $(TINY) -z $(TINY_TOK) -o $@ -t q4_0
+ifeq ($(filter 01 02 03 04,$(NEWEST)),)
+RUN_MODEL := $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),$(SHARED)/models/gguf/llama2xs-q4_0.gguf,$(TINY_GGUF))
+run: $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),,$(TINY_GGUF))
+endif
 run: all
 	$(BUILD)/ch$(NEWEST) -m $(RUN_MODEL) -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.9 -s 42 -v
 

@@ -119,6 +119,22 @@ static int8_t to_int8(float r) {
  * fp32 d, not the stored one; that is what makes the bytes match.)
  */
 static void quantize_q8(BlockQ8 *out, const float *x, int n) {
+    /* EXERCISE 3.1 BEGIN: the Q8_0 quantizer
+     * Task: For each block of 32 values of x: amax = the largest |value|, d = amax / 127,
+     *   id = 1 / d (0 when d is 0), q[j] = roundf(x[j] * id) as an int8 (use to_int8()),
+     *   then store d as an IEEE half (fp16_from_float()).
+     * Contract: n is a multiple of 32; out holds n / 32 blocks. The bytes must be
+     *   llama.cpp's (quantize_row_q8_0_ref): everything in fp32, q computed with the fp32
+     *   id, not with the stored half; halves round away from zero; a block of zeros is
+     *   d = 0 with every q 0.
+     * Hint: roundf() rounds halves away from zero, rintf() and nearbyintf() to even.
+     *   Rounding d to fp16 first and dividing by that changes a q by one here and there:
+     *   close, but not llama.cpp's bytes.
+     * Graded: Besides the logits, the probe (tools/grade/probe_03.c) quantizes hand-made
+     *   blocks (zeros, an outlier, halves, one sign, a scale that is not a half) and
+     *   pseudo-random ones, and compares every byte with llama.cpp's procedure.
+     * Stub: (void)out; (void)x; (void)n; (void)to_int8;
+     */
     for (int b = 0; b < n / QK; b++) {
         const float *v = x + (size_t)b * QK;
         float amax = 0.0f;
@@ -131,6 +147,7 @@ static void quantize_q8(BlockQ8 *out, const float *x, int n) {
         out[b].d = fp16_from_float(d);
         for (int j = 0; j < QK; j++) out[b].qs[j] = to_int8(roundf(v[j] * id)); /* half away from zero */
     }
+    /* EXERCISE 3.1 END */
 }
 
 /** The n values that n / 32 blocks stand for: d * q, exact in fp32. */
@@ -150,6 +167,24 @@ static void dequantize_q8(float *out, const BlockQ8 *in, int n) {
  * product (its SIMD versions order the additions differently again).
  */
 static float dot_q8(const BlockQ8 *w, const BlockQ8 *x, int n_blocks) {
+    /* EXERCISE 3.2 BEGIN: the integer dot product
+     * Task: Return the sum over the n_blocks blocks of d_w * d_x * (sum over j of
+     *   qs_w[j] * qs_x[j]), with the inner sum of 32 byte products in an int32 and the
+     *   scales turned back into floats with fp16_to_float().
+     * Contract: Add the blocks left to right in a float, each as
+     *   (float)isum * (d_w * d_x): the order of ggml's plain-C Q8_0 dot product, which
+     *   the logits of this chapter were checked against. 0 for n_blocks == 0.
+     * Hint: 32 * 127 * 127 = 516128 does not fit an int16; an int32 holds it exactly,
+     *   whatever order the compiler adds the products in. The float part is another
+     *   matter: isum * d_w * d_x can differ from it in the last bit, and since the next
+     *   matmul rounds its input to Q8_0 again, one bit can move a value to the next
+     *   point of the grid and the logits by far more than 1e-4.
+     * Graded: Besides the logits, the probe (tools/grade/probe_03.c) checks blocks whose
+     *   products are extreme (all 127 times all -127), scales of each block used with
+     *   their own block, an empty row, and pseudo-random rows: against the same sum done
+     *   in double, then bit for bit in the order above.
+     * Stub: (void)w; (void)x; (void)n_blocks; return 0.0f;
+     */
     float sum = 0.0f;
     for (int b = 0; b < n_blocks; b++) {
         int32_t isum = 0;
@@ -157,6 +192,7 @@ static float dot_q8(const BlockQ8 *w, const BlockQ8 *x, int n_blocks) {
         sum += (float)isum * (fp16_to_float(w[b].d) * fp16_to_float(x[b].d));
     }
     return sum;
+    /* EXERCISE 3.2 END */
 }
 
 /* ======================================================================== */

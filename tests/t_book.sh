@@ -27,7 +27,7 @@ book_names() { # the checks of this file, to count them when they are skipped
 
 # book_grade NN: the three exercise checks of chapter NN
 book_grade() {
-    local nn=$1 n=$((10#$1)) ref name flags out rc n_ex
+    local nn=$1 n=$((10#$1)) ref name flags out rc n_ex files f
     ref=$(ls chapters/"$nn"_*.c | head -n 1)
     name=$(basename "$ref")
     if [ ! -x "$BUILD/ch$nn" ] || [ ! -e "$BUILD/obj/main.o" ]; then
@@ -39,15 +39,26 @@ book_grade() {
     flags=$(make -s --no-print-directory grade-flags CH="$n" BUILD="$BUILD" CC="${CC:-cc}" WERROR=1)
     n_ex=$(bash tools/grade/grade.sh list | awk -v nn="$nn" '$1 == nn' | wc -l | tr -d ' ')
 
-    rm -rf "$TMP/starter" "$TMP/solved"
-    mkdir -p "$TMP/solved"
-    cp "$ref" "$TMP/solved/"
+    # the chapter's source and any src/ file with exercises of this chapter (src/gguf.c for 5)
+    files=$(bash tools/grade/grade.sh files "$n")
+    rm -rf "$TMP/starter" "$TMP/solved" "$TMP/starter-cc"
+    mkdir -p "$TMP/solved" "$TMP/starter-cc"
+    cp $files "$TMP/solved/"
     if ! STUDENT=$TMP/starter bash tools/grade/grade.sh student "$n" >"$TMP/student.out" 2>&1; then
         bad "book: ch$nn starter compiles without warnings" "make student failed: $(tail -n 1 "$TMP/student.out")"
-    elif ! ${CC:-cc} $flags -c -o "$TMP/starter.o" "$TMP/starter/$name" 2>"$TMP/starter.err"; then
-        bad "book: ch$nn starter compiles without warnings" "$(grep -m 2 -E 'warning|error' "$TMP/starter.err" | tr '\n' ' ')"
     else
-        ok "book: ch$nn starter compiles without warnings"
+        # compiled as the grader does: beside every header of src/, the starter's own in their place
+        cp src/*.h "$TMP/starter-cc/" && cp "$TMP/starter"/* "$TMP/starter-cc/"
+        rc=0
+        for f in $files; do
+            case $f in *.c) ${CC:-cc} $flags -c -o "$TMP/starter.o" "$TMP/starter-cc/$(basename "$f")" 2>>"$TMP/starter.err" || rc=1 ;; esac
+        done
+        if [ "$rc" -ne 0 ]; then
+            bad "book: ch$nn starter compiles without warnings" "$(grep -m 2 -E 'warning|error' "$TMP/starter.err" | tr '\n' ' ')"
+        else
+            ok "book: ch$nn starter compiles without warnings"
+        fi
+        rm -f "$TMP/starter.err"
     fi
 
     CFLAGS=$flags CC=${CC:-cc} BUILD=$BUILD SHARED=$SHARED STUDENT=$TMP/solved bash tools/grade/grade.sh grade "$n" \

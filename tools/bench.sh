@@ -36,11 +36,33 @@ model_args() {
     syn-110m)
         [ -e "$m/syn-110m.bin" ] || "$BUILD/mksynth" --preset stories110m -o "$m/syn-110m.bin" --tokenizer-out "$m/tok32000.bin" >&2 || return 1
         echo "-m $m/syn-110m.bin -z $m/tok32000.bin" ;;
+    syn-k256)
+        [ -e "$SHARED/models/syn-k256.bin" ] && echo "-m $SHARED/models/syn-k256.bin -z $SHARED/models/tok512.bin" ;;
     syn-tinyllama)
         [ "${BENCH_BIG:-0}" = 1 ] || return 1
         [ -e "$m/syn-tinyllama.bin" ] || "$BUILD/mksynth" --preset tinyllama -o "$m/syn-tinyllama.bin" --tokenizer-out "$m/tok32000.bin" >&2 || return 1
         echo "-m $m/syn-tinyllama.bin -z $m/tok32000.bin" ;;
+    syn-110m-* | syn-tinyllama-*)
+        # a GGUF made by our converter from the synthetic checkpoint (chapter 5)
+        local base=${1%-*} type=${1##*-} base_args
+        base_args=$(model_args "$base") || return 1
+        if [ ! -e "$m/$1.gguf" ]; then
+            # shellcheck disable=SC2086
+            "$BUILD/gguf_convert" $base_args -o "$m/$1.gguf" -t "$type" >&2 || return 1
+        fi
+        echo "-m $m/$1.gguf" ;;
+    *-f32 | *-f16 | *-q8_0 | *-q4_0 | *-q4_k_m | *-q6_k)
+        # a GGUF made by llama.cpp's own tools (../shared/models/gguf)
+        [ -e "$SHARED/models/gguf/$1.gguf" ] && echo "-m $SHARED/models/gguf/$1.gguf" ;;
     *) return 1 ;;
+    esac
+}
+
+# base_model NAME: the llama2.c checkpoint a GGUF name was made from (itself for a .bin).
+base_model() {
+    case $1 in
+    *-f32 | *-f16 | *-q8_0 | *-q4_0 | *-q4_k_m | *-q6_k) echo "${1%-*}" ;;
+    *) echo "$1" ;;
     esac
 }
 
@@ -66,11 +88,14 @@ agreement() {
     local key="$prev-$ch-$name"
     if [ ! -e "$TMP/agree-$key" ]; then
         local ids
-        if [ "$name" = stories260K ] || [ "$name" = llama2xs ]; then ids=$SHARED/reference/ts0.tok512.tokens
-        else awk 'BEGIN { printf "1"; for (i = 1; i < 24; i++) printf " %d", (i * 7919) % 30000 + 300; print "" }' >"$TMP/ids"; ids=$TMP/ids; fi
-        local m=${args%% -z*}
+        case $(base_model "$name") in stories260K | llama2xs | syn-k256) ids=$SHARED/reference/ts0.tok512.tokens ;;
+        *) awk 'BEGIN { printf "1"; for (i = 1; i < 24; i++) printf " %d", (i * 7919) % 30000 + 300; print "" }' >"$TMP/ids"; ids=$TMP/ids ;;
+        esac
+        local m=${args%% -z*} prev_args
+        prev_args=$(model_args "$(base_model "$name")") || { echo "-"; return; }
+        prev_args=${prev_args%% -z*}
         # shellcheck disable=SC2086
-        if "$BUILD/ch$prev" $m --logits "$TMP/a.lgts" --tokens-file "$ids" 2>/dev/null &&
+        if "$BUILD/ch$prev" $prev_args --logits "$TMP/a.lgts" --tokens-file "$ids" 2>/dev/null &&
             "$BUILD/ch$ch" $m --logits "$TMP/b.lgts" --tokens-file "$ids" 2>/dev/null; then
             "$BUILD/logits_cmp" "$TMP/a.lgts" "$TMP/b.lgts" 2>/dev/null |
                 sed -n 's/max|diff| \([^ ]*\).*top-1 \([0-9]*\/[0-9]*\).*/max abs diff \1, top-1 \2/p' >"$TMP/agree-$key"
@@ -85,7 +110,7 @@ agreement() {
 # skipped (its logits are chapter 2's, bit for bit, and it would take hours).
 perplexity() {
     local ch=$1 name=$2 args=$3 text=$SHARED/data/tinystories-valid-excerpt.txt
-    case $name in stories260K | llama2xs) ;; *) echo "-"; return ;; esac
+    case $name in stories260K* | llama2xs*) ;; *) echo "-"; return ;; esac
     [ "$ch" = 01 ] || [ ! -e "$text" ] && { echo "-"; return; }
     # shellcheck disable=SC2086
     "$BUILD/ch$ch" $args --perplexity "$text" 2>/dev/null | awk '/^perplexity:/ { print $2 }'
@@ -118,8 +143,14 @@ while IFS=$'\t' read -r ch threads name tokens; do
     read -r prefill decode rss mbtok <<<"$(run_one "$ch" "$t" "$args" "$tokens")"
     echo "$ch $t $name $tokens ${decode:-failed}" >>"$TMP/rows"
     prev=$(printf %02d $((10#$ch - 1)))
-    prev_decode=$(awk -v p="$prev" -v t="$t" -v m="$name" -v n="$tokens" '$1 == p && $2 == t && $3 == m && $4 == n { d = $5 } END { print d }' "$TMP/rows")
-    [ -z "$prev_decode" ] && prev_decode=$(awk -v p="$prev" -v m="$name" -v n="$tokens" '$1 == p && $2 == 1 && $3 == m && $4 == n { d = $5 } END { print d }' "$TMP/rows")
+    # the previous chapter's row: same threads, else one thread; same model, else its .bin
+    prev_decode=""
+    for pm in "$name" "$(base_model "$name")"; do
+        for pt in "$t" 1; do
+            [ -n "$prev_decode" ] || prev_decode=$(awk -v p="$prev" -v t="$pt" -v m="$pm" -v n="$tokens" \
+                '$1 == p && $2 == t && $3 == m && $4 == n { d = $5 } END { print d }' "$TMP/rows")
+        done
+    done
     if [ "$prefill" = failed ] || [ -z "$decode" ]; then
         echo "| $name | $ch | $t | $tokens | failed | | | | | | | | |" >>"$TMP/table"
         continue

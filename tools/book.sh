@@ -101,12 +101,13 @@ rm -f "$GEN/diff.txt"
 
 # grader_text NN: what `make grade` checks for chapter NN, in words
 grader_text() {
-    local cfg models positions max_diff min_top1 max_kl greedy probe chain prev
+    local cfg models positions max_diff min_top1 max_kl greedy probe threads chain prev
     cfg=$(awk -F '\t' -v ch="$1" '$1 == ch' tools/grade/chapters.tsv)
     [ -z "$cfg" ] && { echo "Nothing yet: chapter $(num "$1") has no line in tools/grade/chapters.tsv."; return; }
-    IFS=$'\t' read -r _ models positions max_diff min_top1 max_kl greedy probe <<<"$cfg"
+    IFS=$'\t' read -r _ models positions max_diff min_top1 max_kl greedy probe threads <<<"$cfg"
+    [ "${threads:--}" = - ] && threads=
     printf '%s' "\`make grade CH=$(num "$1")\` builds, for each exercise, the unmodified chapter with only that exercise's body taken from your file, and then your whole file. Each must compile; "
-    printf '%s' "its teacher-forced logits over $positions positions (on ${models%%,*}, else ${models##*,}) must agree with the unmodified chapter's"
+    printf '%s' "its teacher-forced logits over $positions positions (on ${models%%,*}$([ "$models" != "${models%%,*}" ] && echo ", else ${models##*,}")${threads:+, with $threads threads}) must agree with the unmodified chapter's"
     [ "$max_diff" != - ] && printf '%s' " within a max |diff| of $max_diff"
     [ "$min_top1" != - ] && printf '%s' ", with the same argmax at a share of at least $min_top1 of the positions"
     [ "$max_kl" != - ] && printf '%s' ", with a mean KL divergence of at most $max_kl"
@@ -129,25 +130,38 @@ grader_text() {
 n_all=0
 for f in $CHAPTERS; do
     nn=$(nn_of "$f")
-    page=$(source_page "$f")
-    list=$(awk -v mode=list -v ch="$(num "$nn")" -f tools/grade/exercises.awk "$f") || exit 1
+    # the chapter's source, and any src/ file with exercises of this chapter (tools/grade/grade.sh)
+    files=$(bash tools/grade/grade.sh files "$(num "$nn")") || exit 1
+    list=$(for g in $files; do
+        awk -v mode=list -v ch="$(num "$nn")" -f tools/grade/exercises.awk "$g" | awk -v g="$g" '{ print $0 "\t" g }'
+    done | sort -t . -k 2,2n)
     if [ -z "$list" ]; then
         echo "Chapter $(num "$nn") has no graded exercises yet." >"$GEN/parts/exercises_ch$nn.md"
         continue
     fi
+    starters="\`student/$(basename "$f")\`, this chapter"
+    if [ "$(echo "$files" | wc -l)" -gt 1 ]; then
+        starters="\`student/$(basename "$f")\` (this chapter)"
+        for g in $files; do
+            [ "$g" != "$f" ] && starters="$starters and \`student/$(basename "$g")\` (a copy of \`$g\`)"
+        done
+        starters="$starters,"
+    fi
     {
-        echo "- **Start** with \`make student CH=$(num "$nn")\`: it writes \`student/$(basename "$f")\`, this chapter"
+        echo "- **Start** with \`make student CH=$(num "$nn")\`: it writes $starters"
         echo "  with the bodies below removed and a comment stating each task and its contract in their"
         echo "  place. Write them, then run \`make grade CH=$(num "$nn")\`, which says which exercises pass and"
         echo "  why the others do not."
         echo "- **How it is graded.** $(grader_text "$nn") See \\ref exercises for how the grader works."
         echo
-        awk -v mode=docs -v ch="$(num "$nn")" -v srcpage="$page" -f tools/grade/exercises.awk "$f" || exit 1
-    } >"$GEN/parts/exercises_ch$nn.md"
-    while IFS=$'\t' read -r id name fn line _; do
+        while IFS=$'\t' read -r id _ _ _ _ g; do
+            awk -v mode=docs -v only="$id" -v srcpage="$(source_page "$g")" -f tools/grade/exercises.awk "$g" || exit 1
+        done <<<"$list"
+    } >"$GEN/parts/exercises_ch$nn.md" || exit 1
+    while IFS=$'\t' read -r id name fn line _ g; do
         chapter=$(num "$nn")
         [ -e "docs/ch$nn.md" ] && chapter="\\ref ch$nn \"$(num "$nn")\""
-        echo "| $chapter | $id | $name | <a href=\"$page#l$(printf %05d "$line")\">$fn()</a> |" >>"$GEN/parts/exercises_all.md"
+        echo "| $chapter | $id | $name | <a href=\"$(source_page "$g")#l$(printf %05d "$line")\">$fn()</a> |" >>"$GEN/parts/exercises_all.md"
         n_all=$((n_all + 1))
     done <<<"$list"
 done

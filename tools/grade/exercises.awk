@@ -21,7 +21,8 @@
 # An exercise may have several regions (parts), each with its own BEGIN/END pair;
 # the first one's comment carries the fields.
 #
-# Modes (-v mode=...; -v ch=N selects the chapter, default: every exercise):
+# Modes (-v mode=...; -v ch=N selects the chapter, default: every exercise; -v only=N.k
+# selects one exercise):
 #   list     one line per exercise: id, name, its function, that function's line, parts
 #   starter  the file with each selected body replaced by its stub (each part has its own)
 #   hybrid   two files, STUDENT then REFERENCE, -v id=X: the reference with exercise X's
@@ -33,7 +34,7 @@
 
 function fail(msg) { printf "error: %s:%d: %s\n", FILENAME, FNR, msg > "/dev/stderr"; failed = 1; exit 1 }
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
-function selected(x) { return ch == "" || x ~ ("^" (ch + 0) "\\.") }
+function selected(x) { return (ch == "" || x ~ ("^" (ch + 0) "\\.")) && (only == "" || x == only) }
 
 # Markdown for Doxygen: no stray HTML, no auto-links to a same-named function of another chapter.
 function md(s) {

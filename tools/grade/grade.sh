@@ -5,6 +5,7 @@
 #                                           of its exercises removed (make student CH=N)
 #   bash tools/grade/grade.sh grade N       grade $STUDENT/NN_name.c (make grade CH=N)
 #   bash tools/grade/grade.sh list          every chapter's exercises: "NN id name" lines
+#   bash tools/grade/grade.sh files N       the files of chapter N's exercises, the chapter first
 #
 # An exercise is a region of a chapter's source between two comments,
 # /* EXERCISE N.k BEGIN: name ... */ and /* EXERCISE N.k END */ (tools/grade/exercises.awk
@@ -15,6 +16,12 @@
 # previous chapter (tests/chain.tsv) on teacher-forced logits (build/logits_cmp decides; the
 # report adds from which position on they differ), give the same greedy ids, and pass the
 # chapter's probe if it has one (tools/grade/chapters.tsv says which checks, on which model).
+# An exercise may also live in a file of src/ that the chapter uses (chapter 5's GGUF
+# reader, src/gguf.c): a src file with EXERCISE N.k markers of chapter N belongs to
+# chapter N's exercises. The starter then holds a copy of it too (student/gguf.c), and
+# every program is built with that copy in place of src's: each candidate is a folder
+# with the chapter, every header of src/ (so that any #include "x.h" finds the
+# candidate's version) and the marked .c files, whose objects replace build/obj's.
 # Exit status 0 when everything passes, 1 when something fails, 2 on misuse.
 #
 # Environment (the Makefile's grade target sets it): CC, CFLAGS (the chapter's compile flags),
@@ -50,6 +57,26 @@ chapter_file() {
 # exercises FILE NN: "id<TAB>name<TAB>function<TAB>line<TAB>parts" for chapter NN's exercises
 exercises() { awk -v mode=list -v ch="$((10#$2))" -f "$EX_AWK" "$1"; }
 
+# exercise_files NN: the chapter's source, then every file of src/ with markers of its exercises
+exercise_files() {
+    local ref f
+    ref=$(chapter_file "$1") || exit 2
+    echo "$ref"
+    for f in src/*.c src/*.h; do
+        grep -q -E "/\* EXERCISE $((10#$1))\.[0-9]+ BEGIN" "$f" && echo "$f"
+    done
+    return 0
+}
+
+# all_exercises NN: the exercises of every file of the chapter, ordered by number, each line
+# with the file it is in as a sixth field
+all_exercises() {
+    local f
+    for f in $(exercise_files "$1"); do
+        exercises "$f" "$1" | awk -v f="$f" '{ print $0 "\t" f }'
+    done | sort -t . -k 2,2n
+}
+
 nn_of() {
     case $1 in '' | *[!0-9]*) die "CH=$1: expected a chapter number" ;; esac
     printf %02d $((10#$1))
@@ -60,28 +87,41 @@ cmd_list() {
     local f nn
     for f in chapters/[0-9][0-9]_*.c; do
         nn=$(basename "$f" | cut -c1-2)
-        exercises "$f" "$nn" | awk -F '\t' -v nn="$nn" '{ print nn, $1, $2 }'
+        all_exercises "$nn" | awk -F '\t' -v nn="$nn" '{ print nn, $1, $2 }'
     done
 }
 
 cmd_student() {
-    local nn ref out
+    local nn ref out f files
     nn=$(nn_of "$1") || exit 2
     ref=$(chapter_file "$nn") || exit 2
-    [ -n "$(exercises "$ref" "$nn")" ] || die "chapter $((10#$nn)) has no exercises yet (no EXERCISE $((10#$nn)).k markers in $ref)"
-    out=$STUDENT/$(basename "$ref")
-    if [ -e "$out" ] && [ "${FORCE:-0}" != 1 ]; then
-        die "$out exists and may hold your work: move it away, or run with FORCE=1 to overwrite it"
+    files=$(exercise_files "$nn") || exit 2
+    [ -n "$(all_exercises "$nn")" ] || die "chapter $((10#$nn)) has no exercises yet (no EXERCISE $((10#$nn)).k markers in $ref)"
+    # never overwrite a student's file; write only those missing (a chapter whose src/ file
+    # gained exercises later), and refuse when none is
+    local missing=0
+    for f in $files; do [ -e "$STUDENT/$(basename "$f")" ] || missing=1; done
+    if [ "$missing" = 0 ] && [ "${FORCE:-0}" != 1 ]; then
+        [ "$(echo "$files" | wc -l)" -eq 1 ] &&
+            die "$STUDENT/$(basename "$ref") exists and may hold your work: move it away, or run with FORCE=1 to overwrite it"
+        die "$(for f in $files; do printf '%s ' "$STUDENT/$(basename "$f")"; done)exist and may hold your work: move them away, or run with FORCE=1 to overwrite them"
     fi
     mkdir -p "$STUDENT"
-    {
-        echo "/* Starter for the exercises of chapter $((10#$nn)), made by \`make student CH=$((10#$nn))\` from $ref."
-        echo " * Write the body of each EXERCISE $((10#$nn)).k region below (keep its BEGIN and END comments),"
-        echo " * then run \`make grade CH=$((10#$nn))\`. The chapter's page in the book explains each exercise. */"
-        awk -v mode=starter -v ch="$((10#$nn))" -f "$EX_AWK" "$ref"
-    } >"$out.tmp" || { rm -f "$out.tmp"; die "could not write $out"; }
-    mv "$out.tmp" "$out"
-    echo "wrote $out: $(exercises "$ref" "$nn" | awk -F '\t' '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
+    for f in $files; do
+        out=$STUDENT/$(basename "$f")
+        if [ -e "$out" ] && [ "${FORCE:-0}" != 1 ]; then
+            echo "kept $out (it exists and may hold your work)"
+            continue
+        fi
+        {
+            echo "/* Starter for the exercises of chapter $((10#$nn)), made by \`make student CH=$((10#$nn))\` from $f."
+            echo " * Write the body of each EXERCISE $((10#$nn)).k region below (keep its BEGIN and END comments),"
+            echo " * then run \`make grade CH=$((10#$nn))\`. The chapter's page in the book explains each exercise. */"
+            awk -v mode=starter -v ch="$((10#$nn))" -f "$EX_AWK" "$f"
+        } >"$out.tmp" || { rm -f "$out.tmp"; die "could not write $out"; }
+        mv "$out.tmp" "$out"
+        echo "wrote $out: $(exercises "$f" "$nn" | awk -F '\t' '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
+    done
     echo "next: write the bodies, then \`make grade CH=$((10#$nn))\`"
 }
 
@@ -94,11 +134,13 @@ config() { awk -F '\t' -v ch="$1" '$1 == ch' tools/grade/chapters.tsv; }
 chain() { awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6 }' tests/chain.tsv 2>/dev/null; }
 
 # pick_model LIST: "MODEL TOKENIZER NAME" for the first model of the comma list that exists
+# (TOKENIZER "-" for a GGUF file, which brings its own vocabulary)
 pick_model() {
     local name
     for name in ${1//,/ }; do
         case $name in
         tiny) [ -e "$BUILD/models/tiny.bin" ] && { echo "$BUILD/models/tiny.bin $BUILD/models/tok512.bin tiny"; return; } ;;
+        *.gguf) [ -e "$SHARED/models/gguf/$name" ] && { echo "$SHARED/models/gguf/$name - $name"; return; } ;;
         *) [ -e "$SHARED/models/$name.bin" ] && [ -e "$SHARED/models/tok512.bin" ] &&
             { echo "$SHARED/models/$name.bin $SHARED/models/tok512.bin $name"; return; } ;;
         esac
@@ -180,14 +222,14 @@ compare() {
 # greedy BIN OUT: the ids of a greedy run of GREEDY_POSITIONS positions from PROMPT
 greedy() {
     local n_prompt
-    n_prompt=$(timeout 60 "$1" -m "$MODEL" -z "$TOK" -p "$PROMPT" -n 0 --ids 2>/dev/null | wc -w)
-    timeout 60 "$1" -m "$MODEL" -z "$TOK" -p "$PROMPT" --temp 0 --ignore-eos -n $((GREEDY_POSITIONS + 1 - n_prompt)) --ids >"$2" 2>"$2.err"
+    n_prompt=$(timeout 60 "$1" "${GREEDY_ARGS[@]}" -p "$PROMPT" -n 0 --ids 2>/dev/null | wc -w)
+    timeout 60 "$1" "${GREEDY_ARGS[@]}" -p "$PROMPT" --temp 0 --ignore-eos -n $((GREEDY_POSITIONS + 1 - n_prompt)) --ids >"$2" 2>"$2.err"
 }
 
 # check_program BIN: the checks every candidate must pass; prints one reason per failure
 check_program() {
     local bin=$1 rc reason
-    timeout 60 "$bin" -m "$MODEL" --logits "$bin.lgts" --tokens-file "$W/ids" >/dev/null 2>"$bin.err"
+    timeout 60 "$bin" "${RUN_ARGS[@]}" --logits "$bin.lgts" --tokens-file "$W/ids" >/dev/null 2>"$bin.err"
     rc=$?
     if [ "$rc" -ne 0 ]; then echo "teacher-forced run $(why_failed "$rc" "$bin.err")"; return; fi
     reason=$(compare "$W/ref.lgts" "$bin.lgts" "chapter $CH's" "$MAX_DIFF" "$MIN_TOP1" "$MAX_KL")
@@ -212,36 +254,53 @@ check_program() {
     fi
 }
 
-# check_probe SOURCE TAG: compile and run the chapter's probe around SOURCE
+# check_probe DIR TAG: compile and run the chapter's probe around the candidate in DIR
 check_probe() {
-    local src=$1 bin=$W/probe-$2 rc
+    local dir=$1 bin=$W/probe-$2 rc
     [ "$PROBE" = - ] && return
     # shellcheck disable=SC2086
-    if ! $CC $CFLAGS -O0 -w -DGRADE_SOURCE="\"$src\"" -o "$bin" "tools/grade/$PROBE" $LIB_OBJS $LDLIBS 2>"$bin.cc"; then
+    if ! $CC $CFLAGS -O0 -w -DGRADE_SOURCE="\"$dir/$(basename "$REF")\"" -o "$bin" "tools/grade/$PROBE" \
+        $(candidate_c_files "$dir") $CAND_LIB_OBJS $LDLIBS 2>"$bin.cc"; then
         echo "the probe (tools/grade/$PROBE) does not compile with this file: $(grep -m 1 'error' "$bin.cc" | cut -c1-200)"
         return
     fi
-    timeout 60 "$bin" "$MODEL" >"$bin.out" 2>"$bin.err"
+    timeout 60 "$bin" "$MODEL" ${THREADS:+"$THREADS"} >"$bin.out" 2>"$bin.err"
     rc=$?
     grep '^FAIL  ' "$bin.out" | sed 's/^FAIL  /probe: /' | awk 'NR == 1 { first = $0 } END { if (NR) print first (NR > 1 ? sprintf(" (and %d more probe failures)", NR - 1) : "") }'
     if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$bin.out"; then echo "probe $(why_failed "$rc" "$bin.err")"; fi
 }
 
-# candidate TAG SOURCE: compile SOURCE with the driver and check it; writes $W/result-TAG.
-# A source that is the unmodified chapter (#line directives aside) is not compiled again:
-# build/chNN is that program.
+# candidate_dir DIR: a folder for one candidate, holding every header of src/ (the chapter's
+# #include "x.h" looks beside the chapter first); the caller adds the exercise files
+candidate_dir() { mkdir -p "$1" && cp src/*.h "$1/"; }
+
+# candidate_c_files DIR: the candidate's copies of the marked .c files of src/ (compiled in
+# place of their objects in build/obj, which CAND_LIB_OBJS leaves out)
+candidate_c_files() {
+    local f
+    for f in $FILES; do
+        [ "$f" != "$REF" ] && case $f in *.c) echo "$1/$(basename "$f")" ;; esac
+    done
+    return 0
+}
+
+# candidate TAG DIR: compile the candidate in DIR with the driver and check it; writes
+# $W/result-TAG. A candidate that is the unmodified chapter (#line directives aside) is not
+# compiled again: build/chNN is that program.
 candidate() {
-    local tag=$1 src=$2 bin=$W/bin-$1 out=$W/result-$1
+    local tag=$1 dir=$2 bin=$W/bin-$1 out=$W/result-$1 f same=1
+    for f in $FILES; do grep -v '^#line ' "$dir/$(basename "$f")" | cmp -s - "$f" || same=0; done
     # shellcheck disable=SC2086
-    if grep -v '^#line ' "$src" | cmp -s - "$REF"; then
+    if [ "$same" = 1 ]; then
         cp "$BUILD/ch$NN" "$bin"
-    elif ! $CC $CFLAGS -o "$bin" "$src" $MAIN_OBJ $LIB_OBJS $LDLIBS 2>"$bin.cc"; then
+    elif ! $CC $CFLAGS -o "$bin" "$dir/$(basename "$REF")" $(candidate_c_files "$dir") $MAIN_OBJ $CAND_LIB_OBJS $LDLIBS \
+        2>"$bin.cc"; then
         echo "does not compile: $(grep -m 1 -E 'error|undefined reference' "$bin.cc" | cut -c1-200)" >"$out"
         return
     fi
     {
         check_program "$bin"
-        check_probe "$src" "$tag"
+        check_probe "$dir" "$tag"
     } >"$out"
     if [ -e "$bin.cc" ] && grep -q 'warning' "$bin.cc"; then
         echo "note: compiles with $(grep -c 'warning:' "$bin.cc") warning(s), first: $(grep -m 1 'warning:' "$bin.cc" | cut -c1-160)" >"$W/note-$tag"
@@ -257,20 +316,34 @@ in_parallel() {
 }
 
 cmd_grade() {
-    local nn ref stu list cfg models
+    local nn ref stu list cfg models f o
     nn=$(nn_of "$1") || exit 2
     CH=$((10#$nn))
     ref=$(chapter_file "$nn") || exit 2
     REF=$ref NN=$nn
-    stu=$STUDENT/$(basename "$ref")
-    list=$(exercises "$ref" "$nn")
+    FILES=$(exercise_files "$nn" | tr '\n' ' ') || exit 2
+    list=$(all_exercises "$nn")
     [ -n "$list" ] || die "chapter $CH has no exercises yet (no EXERCISE $CH.k markers in $ref)"
-    [ -e "$stu" ] || die "$stu not found: run \`make student CH=$CH\` first"
+    stu=
+    for f in $FILES; do
+        [ -e "$STUDENT/$(basename "$f")" ] || die "$STUDENT/$(basename "$f") not found: run \`make student CH=$CH\` first"
+        stu="$stu${stu:+, }$STUDENT/$(basename "$f")"
+    done
+    # build/obj's objects, less those of the marked .c files (each candidate has its own copy)
+    CAND_LIB_OBJS=
+    for o in $LIB_OBJS; do
+        case " $FILES " in *" src/$(basename "$o" .o).c "*) ;; *) CAND_LIB_OBJS="$CAND_LIB_OBJS $o" ;; esac
+    done
     cfg=$(config "$nn")
     [ -n "$cfg" ] || die "chapter $CH has no line in tools/grade/chapters.tsv"
-    IFS=$'\t' read -r _ models POSITIONS MAX_DIFF MIN_TOP1 MAX_KL GREEDY PROBE <<<"$cfg"
+    IFS=$'\t' read -r _ models POSITIONS MAX_DIFF MIN_TOP1 MAX_KL GREEDY PROBE THREADS <<<"$cfg"
+    [ "${THREADS:--}" = - ] && THREADS=
     cfg=$(pick_model "$models") || die "none of the models $models is available (run make)"
     read -r MODEL TOK MODEL_NAME <<<"$cfg"
+    # every run: the model, and the thread count when the chapter's line sets one
+    RUN_ARGS=(-m "$MODEL" ${THREADS:+-t "$THREADS"})
+    GREEDY_ARGS=("${RUN_ARGS[@]}")
+    [ "$TOK" != - ] && GREEDY_ARGS+=(-z "$TOK") # "-": a GGUF file brings its own vocabulary
     read -r PREV PREV_DIFF PREV_TOP1 PREV_KL <<<"$(chain "$nn")"
     [ -n "$PREV" ] && [ ! -x "$BUILD/ch$PREV" ] && PREV=
     [ -x "$BUILD/ch$nn" ] || die "$BUILD/ch$nn not built (run make)"
@@ -280,33 +353,42 @@ cmd_grade() {
     W=$(mktemp -d)
     trap 'rm -rf "$W"' EXIT
     token_ids "$POSITIONS" >"$W/ids"
-    "$BUILD/ch$nn" -m "$MODEL" --logits "$W/ref.lgts" --tokens-file "$W/ids" 2>"$W/ref.err" ||
+    "$BUILD/ch$nn" "${RUN_ARGS[@]}" --logits "$W/ref.lgts" --tokens-file "$W/ids" 2>"$W/ref.err" ||
         die "the reference $BUILD/ch$nn failed: $(tail -n 1 "$W/ref.err")"
     if [ -n "$PREV" ]; then
-        "$BUILD/ch$PREV" -m "$MODEL" --logits "$W/prev.lgts" --tokens-file "$W/ids" 2>"$W/prev.err" ||
+        "$BUILD/ch$PREV" "${RUN_ARGS[@]}" --logits "$W/prev.lgts" --tokens-file "$W/ids" 2>"$W/prev.err" ||
             die "$BUILD/ch$PREV failed: $(tail -n 1 "$W/prev.err")"
     fi
     [ "$GREEDY" = same ] && { greedy "$BUILD/ch$nn" "$W/ref.ids" || die "the reference greedy run failed"; }
 
-    echo "grading $stu: chapter $CH, $(echo "$list" | wc -l | tr -d ' ') exercises; model $MODEL_NAME, $POSITIONS teacher-forced positions$([ -n "$PREV" ] && echo ", vs chapter $CH and chapter $((10#$PREV))")"
+    echo "grading $stu: chapter $CH, $(echo "$list" | wc -l | tr -d ' ') exercises; model $MODEL_NAME, $POSITIONS teacher-forced positions${THREADS:+, $THREADS threads}$([ -n "$PREV" ] && echo ", vs chapter $CH and chapter $((10#$PREV))")"
     # One program per exercise, and the whole file; programs made from the same source (a
     # student's file that leaves some exercises as they were) are built and checked once.
-    local id name i=0 key same=""
+    local id name i=0 key same="" dir
     while IFS=$'\t' read -r id name _; do
         i=$((i + 1))
-        if ! awk -v mode=hybrid -v id="$id" -v student_name="$stu" -v ref_name="$ref" -f "$EX_AWK" "$stu" "$ref" \
-            >"$W/src-$i.c" 2>"$W/src-$i.err"; then
-            sed 's/^error: //' "$W/src-$i.err" | head -n 1 >"$W/result-$i"
-            rm -f "$W/src-$i.c"
-        fi
+        dir=$W/cand-$i
+        candidate_dir "$dir"
+        for f in $FILES; do
+            if ! awk -v mode=hybrid -v id="$id" -v student_name="$STUDENT/$(basename "$f")" -v ref_name="$f" \
+                -f "$EX_AWK" "$STUDENT/$(basename "$f")" "$f" >"$dir/$(basename "$f")" 2>"$W/src-$i.err"; then
+                sed 's/^error: //' "$W/src-$i.err" | head -n 1 >"$W/result-$i"
+                rm -rf "$dir"
+                break
+            fi
+        done
     done <<<"$list"
-    { echo "#line 1 \"$stu\""; cat "$stu"; } >"$W/src-whole.c"
-    for src in "$W"/src-*.c; do
-        i=${src#"$W"/src-}; i=${i%.c}
-        key=$(grep -v '^#line ' "$src" | cksum | tr ' ' _)
+    dir=$W/cand-whole
+    candidate_dir "$dir"
+    for f in $FILES; do
+        { echo "#line 1 \"$STUDENT/$(basename "$f")\""; cat "$STUDENT/$(basename "$f")"; } >"$dir/$(basename "$f")"
+    done
+    for dir in "$W"/cand-*; do
+        i=${dir#"$W"/cand-}
+        key=$(for f in $FILES; do grep -v '^#line ' "$dir/$(basename "$f")"; done | cksum | tr ' ' _)
         case " $same " in
         *" $key="*) echo "$i ${same##*" $key="}" | cut -d' ' -f1,2 >>"$W/aliases" ;;
-        *) same="$same $key=$i"; in_parallel candidate "$i" "$src" ;;
+        *) same="$same $key=$i"; in_parallel candidate "$i" "$dir" ;;
         esac
     done
     wait
@@ -327,8 +409,10 @@ cmd_grade() {
         [ -e "$W/note-$n" ] && sed 's/^/      /' "$W/note-$n"
     done <<<"$list"
     result=$(grep -v '^$' "$W/result-whole")
-    if [ -z "$result" ]; then echo "ok    the whole file $stu"
-    else echo "FAIL  the whole file $stu: $(summary "$result")"; fi
+    local whole="the whole file $stu"
+    case $stu in *,*) whole="the whole files $stu" ;; esac
+    if [ -z "$result" ]; then echo "ok    $whole"
+    else echo "FAIL  $whole: $(summary "$result")"; fi
     [ -e "$W/note-whole" ] && sed 's/^/      /' "$W/note-whole"
     echo "$n_pass of $n exercises pass$([ -z "$result" ] && echo "; the whole file passes" || echo "; the whole file fails")"
     [ "$n_pass" -eq "$n" ] && [ -z "$result" ]
@@ -336,7 +420,8 @@ cmd_grade() {
 
 case ${1:-} in
 list) cmd_list ;;
+files) [ $# -eq 2 ] || die "usage: grade.sh files N"; exercise_files "$(nn_of "$2")" ;;
 student) [ $# -eq 2 ] || die "usage: grade.sh student N"; cmd_student "$2" ;;
 grade) [ $# -eq 2 ] || die "usage: grade.sh grade N"; cmd_grade "$2" ;;
-*) die "usage: grade.sh list | student N | grade N" ;;
+*) die "usage: grade.sh list | files N | student N | grade N" ;;
 esac

@@ -1,0 +1,868 @@
+/**
+ * @file 05_gguf.c
+ * @brief Chapter 5: GGUF files and 4-bit weights — fewer bytes per weight, read straight from the file.
+ *
+ * @section ch05_idea The idea
+ * Chapters 3 and 4 quantized a fp32 checkpoint themselves, to one format,
+ * while loading it. Real models come already quantized, in llama.cpp's GGUF
+ * files, and mostly in formats below 8 bits. This chapter reads GGUF
+ * (src/gguf.c), maps the file and computes directly on its bytes — no
+ * conversion, no copy: opening a 4 GB model costs no memory until its pages
+ * are touched — and it runs every weight format a llama GGUF commonly uses:
+ * F32, F16, Q8_0, Q5_0, Q4_0, Q4_K and Q6_K (src/quants.h). The
+ * vocabulary comes from the file too.
+ *
+ * @section ch05_file The file
+ * A GGUF file is four parts, all little-endian:
+ *
+ *     "GGUF" | version 3 | tensor count | metadata count        header, 24 bytes
+ *     key, type, value   (× metadata count)                       llama.block_count = 5, ...
+ *     name, dims, shape, type, offset   (× tensor count)          blk.0.attn_q.weight ...
+ *     padding to general.alignment (32), then the tensor data     offsets are relative to here
+ *
+ * The metadata says what the model is (general.architecture = "llama"), its
+ * shape (llama.embedding_length, llama.block_count, ...), and its vocabulary
+ * (tokenizer.ggml.tokens/scores/token_type). Each tensor says its own type,
+ * so one file mixes formats: norms stay F32, most matrices are 4-bit, and a
+ * sensitive matrix (the classifier, some attn_v and ffn_down) gets more
+ * bits. The reader trusts none of it: every count, length, shape and offset
+ * is checked against the file before use (tests/unit_gguf.c, and a fuzzer).
+ *
+ * @section ch05_blocks Why 4 bits per weight still work
+ * A weight matrix row is cut into blocks of 32 consecutive weights that
+ * share one scale d (fp16): Q4_0 stores each weight as a 4-bit q in 0..15
+ * and means d·(q − 8), so a block is 2 + 16 = 18 bytes, 4.5 bits a weight.
+ * Sixteen levels are few, but they are spread over the range of *this*
+ * block only: the error of a weight is at most d/2 = max|w|/16 of its own
+ * neighbourhood, and the errors of different weights are nearly independent,
+ * so in a dot product of n terms they add like a random walk (√n), not
+ * linearly. What hurts is an outlier, which coarsens its block's grid; the
+ * small block is what limits the damage to 31 neighbours. Q5_0 adds a fifth
+ * bit (22 bytes, 5.5 bits); Q8_0 (chapter 3) is 8.5 bits.
+ *
+ * The K-quants refine this with two levels of scales. A Q4_K super-block of
+ * 256 weights has eight sub-blocks of 32, each with its own 6-bit scale and
+ * 6-bit *min* — weight = d·sc·q − dmin·m — so a sub-block's 16 levels fit
+ * [min, max] instead of [−max, max], and the sub-scales themselves are
+ * quantized against two fp16 super-scales d, dmin. That costs 12 bytes of
+ * packed 6-bit numbers per 256 weights: still 144 bytes, 4.5 bits a weight,
+ * for less error (on Gaussian weights an rms error of 7.1% of the weights'
+ * rms, against 8.6% for Q4_0; ../shared/models/README.md). Q6_K has sixteen sub-blocks of 16 with int8 scales
+ * and 6-bit quants: 210 bytes, 6.5625 bits.
+ *
+ *   | format | bits/weight | bytes for 1B weights |
+ *   |--------|-------------|----------------------|
+ *   | F32    | 32          | 4.0 GB               |
+ *   | F16    | 16          | 2.0 GB               |
+ *   | Q8_0   | 8.5         | 1.06 GB              |
+ *   | Q6_K   | 6.5625      | 0.82 GB              |
+ *   | Q5_0   | 5.5         | 0.69 GB              |
+ *   | Q4_0, Q4_K | 4.5     | 0.56 GB              |
+ *
+ * @section ch05_cost Why it is faster: bandwidth again
+ * Chapter 3's argument holds for every format: a decode step reads every
+ * weight once and does one multiply-add with it, so once the arithmetic keeps
+ * up, time per token is bytes of weights / memory bandwidth. 4.5 bits is
+ * 1.9× fewer bytes than Q8_0 and 7.1× fewer than fp32, so a model that does
+ * not fit the cache decodes up to 1.9× faster than chapter 4. The price is
+ * arithmetic: unpacking nibbles, a fifth bit, or K-quant sub-scales costs
+ * instructions per weight, so the SIMD kernels (src/quants.h) matter more
+ * here than in chapter 4: on a machine whose memory is fast for its cores,
+ * or a model that fits the cache, 4-bit is hardly faster than 8-bit.
+ *
+ * As in llama.cpp, the activations are rounded too, once per matmul, to the
+ * format the weight type's integer dot product wants: Q8_0 blocks for
+ * Q8_0/Q5_0/Q4_0 weights (chapter 3's quantizer), 256-value Q8_K blocks
+ * with the sum of every 16 quants kept beside them (Q4_K's mins need only
+ * those sums) for Q4_K/Q6_K, fp16 for F16 weights.
+ *
+ * @section ch05_same What does not change
+ * Everything but the loader and the matmul's choice of kernel is chapter
+ * 4's: the same building blocks, threads and attention, and chapter 4's
+ * Q8_0 kernels themselves (moved to src/q8_kernels.h). So a Q8_0 GGUF gives
+ * chapter 4's logits on the checkpoint it was made from, bit for bit, and
+ * the new kernels follow chapter 4's rule too: integer sums in any order,
+ * float sums in the order of their plain-C definition (src/quants.h), with
+ * no fused multiply-add, so that every SIMD kernel equals its plain-C
+ * definition bit for bit on AVX2, AVX-512 and NEON alike.
+ *
+ * @section ch05_check How it is checked
+ * Against llama.cpp itself, on every GGUF file in ../shared: decoding of
+ * every format bit for bit (tests/unit_dequant.c); F32 files give llama.cpp's
+ * greedy ids and its logits within 1e-3; F16 files within 0.05; quantized
+ * files agree on the argmax at ≥ 90-92% of the teacher-forced positions with
+ * a mean KL divergence ≤ 3-5e-3, and along llama.cpp's own greedy text its
+ * choice is always ours or within a small gap of our best (near-ties). A
+ * Q8_0 GGUF made by tools/gguf_convert (byte for byte the file llama.cpp
+ * makes) gives chapter 4's logits and greedy ids on the same checkpoint.
+ * Every malformed file is refused with one line (tests/t_gguf.sh), and the
+ * reader survives a fuzzer (tests/fuzz_gguf.c).
+ *
+ * @section ch05_left_out What it leaves out
+ * Architectures other than llama, BPE (GPT-2 style) vocabularies, the
+ * remaining formats (Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, IQ*), llama2.c `.bin`
+ * checkpoints (chapter 4 reads those), a quantized KV cache, batched prefill.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp16.h"
+#include "gguf.h"
+#include "model.h"
+#include "q8_kernels.h"
+#include "quants.h"
+#include "threadpool.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/*
+ * The kernels: chapter 4's Q8_0 ones (src/q8_kernels.h, moved out of chapter
+ * 4 unchanged, so a Q8_0 matmul here is chapter 4's, bit for bit) and the
+ * new formats' (src/quants.h), all chosen at compile time from -march.
+ */
+const char model_chapter_title[] = "llamabook chapter 5: GGUF files and 4-bit weights (" SIMD_NAME ")";
+
+/* ======================================================================== */
+/* The weights                                                              */
+/* ======================================================================== */
+
+/** A weight matrix as the file stores it: rows of one type, inside the mapped file. */
+typedef struct {
+    const char *name;    // the tensor's name, for messages
+    int type;            // Q_F32, Q_F16, Q_Q8_0, Q_Q5_0, Q_Q4_0, Q_Q4_K or Q_Q6_K (src/quants.h)
+    const uint8_t *data; // rows × row_bytes bytes
+    int rows, cols;      // out × in
+    size_t row_bytes;    // bytes of one row
+} QTensor;
+
+/** One transformer block: GGUF stores each layer's matrices as tensors of their own. */
+typedef struct {
+    float *rms_att; // (dim)  copied out of the file
+    QTensor wq;     // (dim, dim)
+    QTensor wk;     // (kv_dim, dim)
+    QTensor wv;     // (kv_dim, dim)
+    QTensor wo;     // (dim, dim)
+    float *rms_ffn; // (dim)
+    QTensor w1;     // (hidden_dim, dim)  gate
+    QTensor w2;     // (dim, hidden_dim)  down
+    QTensor w3;     // (hidden_dim, dim)  up
+} Layer;
+
+/** The weights, pointing into the mapped file; row-major, one matrix row per output. */
+typedef struct {
+    QTensor token_embedding; // (vocab_size, dim)
+    Layer *layers;           // (n_layers)
+    float *rms_final;        // (dim)
+    QTensor wcls;            // (vocab_size, dim)  `output`, or token_embd when the file has none
+} Weights;
+
+/** Scratch vectors for one position, and the KV cache. */
+typedef struct {
+    float *x;      // (dim)  residual stream
+    float *xb;     // (dim)  normalised stream; attention output
+    float *xb2;    // (dim)  a projection to add back into x
+    float *q;      // (dim)  queries of all heads
+    float *hb;     // (hidden_dim)  FFN gate
+    float *hb2;    // (hidden_dim)  FFN up
+    float *att;    // (n_heads, seq_len)  attention weights
+    float *k;      // (kv_dim)  the new position's key, before it goes into the cache
+    float *keys;   // (n_layers, n_kv_heads, seq_len / 64, head_size, 64)  the KV cache, keys transposed in tiles
+    float *values; // (n_layers, seq_len, kv_dim)
+    int *cached;   // (seq_len)  the tokens whose keys and values are in the cache
+    int n_cached;  // how many positions of the cache are valid
+    BlockQ8 *xq;   // (max(dim, hidden_dim) / 32)  a matmul's input as Q8_0 (Q8_0, Q5_0, Q4_0 weights)
+    float *xd;     // (max(dim, hidden_dim) / 32)  the scales of xq as floats
+    int16_t *xs;   // (max(dim, hidden_dim) / 32)  the sum of each block of xq's quants
+    BlockQ8_K *xk; // (max(dim, hidden_dim) / 256)  the input as Q8_K (Q4_K, Q6_K weights)
+    float *xh;     // (max(dim, hidden_dim))  the input rounded to fp16 (F16 weights)
+    float *logits; // (vocab_size)
+} Activations;
+
+struct Model {
+    ModelConfig cfg;
+    GgufFile *gguf;   // the mapped file: every QTensor points into it
+    Weights w;
+    Activations a;
+    Vocab *vocab;     // the file's own vocabulary (NULL if it has none)
+    ThreadPool *pool; // the worker threads: started at load, used by every matmul
+};
+
+/* ======================================================================== */
+/* Loading a GGUF file                                                      */
+/* ======================================================================== */
+
+/** Limits that keep a hostile header from asking for absurd allocations. */
+enum { MAX_DIM = 1 << 16, MAX_HIDDEN = 1 << 18, MAX_LAYERS = 1024, MAX_CONTEXT = 1 << 20, MAX_VOCAB = 1 << 20 };
+
+/** A u32 key that must be there, between 1 and @p max. */
+static int required_u32(const char *path, const GgufFile *g, const char *key, uint32_t max) {
+    uint32_t v;
+    char err[200];
+    int rc = gguf_get_u32(g, key, &v, err, sizeof err);
+    if (rc == GGUF_ABSENT) fatal("%s: metadata key %s is missing", path, key);
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    if (v < 1 || v > max) fatal("%s: %s = %u is outside 1..%u", path, key, v, max);
+    return (int)v;
+}
+
+/** An optional u32 key: @p fallback when absent. */
+static int optional_u32(const char *path, const GgufFile *g, const char *key, uint32_t max, int fallback) {
+    uint32_t v;
+    char err[200];
+    int rc = gguf_get_u32(g, key, &v, err, sizeof err);
+    if (rc == GGUF_ABSENT) return fallback;
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    if (v < 1 || v > max) fatal("%s: %s = %u is outside 1..%u", path, key, v, max);
+    return (int)v;
+}
+
+/** An f32 key that must be finite and positive; @p fallback when absent (NAN: required). */
+static float positive_f32(const char *path, const GgufFile *g, const char *key, float fallback) {
+    float v;
+    char err[200];
+    int rc = gguf_get_f32(g, key, &v, err, sizeof err);
+    if (rc == GGUF_ABSENT) {
+        if (fallback != fallback) fatal("%s: metadata key %s is missing", path, key);
+        return fallback;
+    }
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    if (!(v > 0.0f) || isinf(v)) fatal("%s: %s = %g must be a positive number", path, key, v);
+    return v;
+}
+
+/** The model's shape, from the llama.* keys. */
+static void read_config(const char *path, const GgufFile *g, ModelConfig *c) {
+    const char *arch;
+    size_t len;
+    char err[200];
+    int rc = gguf_get_string(g, "general.architecture", &arch, &len, err, sizeof err);
+    if (rc == GGUF_ABSENT) fatal("%s: metadata key general.architecture is missing", path);
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    if (len != 5 || memcmp(arch, "llama", 5) != 0)
+        fatal("%s: architecture \"%.*s\" is not supported: chapter 5 runs llama models", path,
+              (int)(len < 40 ? len : 40), arch);
+    c->seq_len = required_u32(path, g, "llama.context_length", MAX_CONTEXT);
+    c->dim = required_u32(path, g, "llama.embedding_length", MAX_DIM);
+    c->n_layers = required_u32(path, g, "llama.block_count", MAX_LAYERS);
+    c->hidden_dim = required_u32(path, g, "llama.feed_forward_length", MAX_HIDDEN);
+    c->n_heads = required_u32(path, g, "llama.attention.head_count", MAX_DIM);
+    c->n_kv_heads = optional_u32(path, g, "llama.attention.head_count_kv", MAX_DIM, c->n_heads);
+    c->rms_eps = positive_f32(path, g, "llama.attention.layer_norm_rms_epsilon", NAN);
+    c->rope_theta = positive_f32(path, g, "llama.rope.freq_base", 10000.0f);
+    if (c->dim % c->n_heads)
+        fatal("%s: embedding_length %d is not divisible by head_count %d", path, c->dim, c->n_heads);
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
+        fatal("%s: head_count %d is not a multiple of head_count_kv %d", path, c->n_heads, c->n_kv_heads);
+    c->head_size = c->dim / c->n_heads;
+    c->kv_dim = c->head_size * c->n_kv_heads;
+    c->rope_dim = optional_u32(path, g, "llama.rope.dimension_count", (uint32_t)c->head_size, c->head_size);
+    if (c->rope_dim % 2) fatal("%s: rope.dimension_count %d is odd; RoPE rotates pairs", path, c->rope_dim);
+}
+
+/** The tensor @p name, which must exist with ne = [@p ne0] or [@p ne0, @p ne1] (ne1 0: one dimension). */
+static const GgufTensor *find_tensor(const char *path, const GgufFile *g, const char *name, int ne0, int ne1) {
+    const GgufTensor *t = gguf_find_tensor(g, name);
+    if (!t) fatal("%s: tensor %s is missing", path, name);
+    int want_dims = ne1 ? 2 : 1;
+    if (t->n_dims != (uint32_t)want_dims || t->ne[0] != (uint64_t)ne0 || (ne1 && t->ne[1] != (uint64_t)ne1)) {
+        char shape[96];
+        int o = 0;
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%llu", d ? ", " : "", (unsigned long long)t->ne[d]);
+        if (ne1) fatal("%s: tensor %s has shape [%s], expected [%d, %d]", path, name, shape, ne0, ne1);
+        fatal("%s: tensor %s has shape [%s], expected [%d]", path, name, shape, ne0);
+    }
+    return t;
+}
+
+/** A matrix of @p rows × @p cols (ne = [cols, rows]) of a type this chapter runs. */
+static QTensor load_matrix(const char *path, const GgufFile *g, const char *name, int rows, int cols) {
+    const GgufTensor *t = find_tensor(path, g, name, cols, rows);
+    if (quant_block_size((int)t->type) == 0)
+        fatal("%s: tensor %s has type %s, which chapter 5 does not run (it runs f32, f16, q8_0, q5_0, q4_0, q4_K, q6_K)",
+              path, name, gguf_tensor_type_name(t->type));
+    /* Blocks hold fp16 (2-byte) fields and F32 rows floats: their addresses must suit them. */
+    size_t align = t->type == Q_F32 ? 4 : 2;
+    if ((uintptr_t)t->data % align)
+        fatal("%s: tensor %s is not aligned to %zu bytes in the file (general.alignment %u)", path, name, align,
+              g->alignment);
+    QTensor m = {t->name, (int)t->type, t->data, rows, cols, 0};
+    m.row_bytes = quant_row_bytes(m.type, (size_t)cols);
+    return m;
+}
+
+/** An RMSNorm weight vector of @p n floats, copied out of the file. */
+static float *load_norm(const char *path, const GgufFile *g, const char *name, int n) {
+    const GgufTensor *t = find_tensor(path, g, name, n, 0);
+    if (t->type != GGML_F32)
+        fatal("%s: tensor %s has type %s; norm weights must be f32", path, name, gguf_tensor_type_name(t->type));
+    float *v = xmalloc(sizeof(float) * (size_t)n);
+    memcpy(v, t->data, sizeof(float) * (size_t)n);
+    return v;
+}
+
+/** Point every weight at its tensor, checking names, shapes and types. */
+static void load_weights(const char *path, const GgufFile *g, Weights *w, ModelConfig *c) {
+    const GgufTensor *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) fatal("%s: tensor token_embd.weight is missing", path);
+    if (emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > MAX_VOCAB)
+        fatal("%s: tensor token_embd.weight must be a matrix of 1..%d rows", path, MAX_VOCAB);
+    c->vocab_size = (int)emb->ne[1];
+    int d = c->dim, kv = c->kv_dim, h = c->hidden_dim;
+    w->token_embedding = load_matrix(path, g, "token_embd.weight", c->vocab_size, d);
+    w->rms_final = load_norm(path, g, "output_norm.weight", d);
+    w->wcls = gguf_find_tensor(g, "output.weight") ? load_matrix(path, g, "output.weight", c->vocab_size, d)
+                                                   : w->token_embedding; /* tied */
+    w->layers = xcalloc((size_t)c->n_layers, sizeof(Layer));
+    char name[GGUF_MAX_NAME + 1];
+#define LAYER_TENSOR(fmt) (snprintf(name, sizeof name, "blk.%d." fmt ".weight", l), name)
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &w->layers[l];
+        L->rms_att = load_norm(path, g, LAYER_TENSOR("attn_norm"), d);
+        L->wq = load_matrix(path, g, LAYER_TENSOR("attn_q"), d, d);
+        L->wk = load_matrix(path, g, LAYER_TENSOR("attn_k"), kv, d);
+        L->wv = load_matrix(path, g, LAYER_TENSOR("attn_v"), kv, d);
+        L->wo = load_matrix(path, g, LAYER_TENSOR("attn_output"), d, d);
+        L->rms_ffn = load_norm(path, g, LAYER_TENSOR("ffn_norm"), d);
+        L->w1 = load_matrix(path, g, LAYER_TENSOR("ffn_gate"), h, d);
+        L->w2 = load_matrix(path, g, LAYER_TENSOR("ffn_down"), d, h);
+        L->w3 = load_matrix(path, g, LAYER_TENSOR("ffn_up"), h, d);
+    }
+#undef LAYER_TENSOR
+}
+
+/** A token id key (u32), which must name a token; @p fallback when absent. */
+static int token_id(const char *path, const GgufFile *g, const char *key, int n_tokens, int fallback) {
+    uint32_t v;
+    char err[200];
+    int rc = gguf_get_u32(g, key, &v, err, sizeof err);
+    if (rc == GGUF_ABSENT) return fallback < n_tokens ? fallback : -1;
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    if (v >= (uint32_t)n_tokens) fatal("%s: %s = %u is not a token id (the vocabulary has %d)", path, key, v, n_tokens);
+    return (int)v;
+}
+
+/**
+ * The vocabulary stored in the file (tokenizer.ggml.*), or NULL when it has
+ * none. Only SentencePiece-style ("llama") vocabularies are understood.
+ */
+static Vocab *load_vocab(const char *path, const GgufFile *g, int vocab_size) {
+    const char **texts;
+    size_t *lens;
+    uint64_t n;
+    char err[200];
+    int rc = gguf_get_string_array(g, "tokenizer.ggml.tokens", &texts, &lens, &n, err, sizeof err);
+    if (rc == GGUF_ABSENT) return NULL;
+    if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
+    const char *model;
+    size_t len;
+    rc = gguf_get_string(g, "tokenizer.ggml.model", &model, &len, err, sizeof err);
+    if (rc == GGUF_BAD_TYPE) fatal("%s: %s", path, err);
+    if (rc == GGUF_FOUND && (len != 5 || memcmp(model, "llama", 5) != 0))
+        fatal("%s: tokenizer \"%.*s\" is not supported: chapter 5 reads SentencePiece (\"llama\") vocabularies", path,
+              (int)(len < 40 ? len : 40), model);
+    if (n != (uint64_t)vocab_size)
+        fatal("%s: tokenizer.ggml.tokens has %llu entries, but token_embd.weight has %d rows", path,
+              (unsigned long long)n, vocab_size);
+    float *scores = NULL;
+    int32_t *types = NULL;
+    uint64_t n_scores = n, n_types = n;
+    rc = gguf_get_f32_array(g, "tokenizer.ggml.scores", &scores, &n_scores, err, sizeof err);
+    if (rc == GGUF_BAD_TYPE) fatal("%s: %s", path, err);
+    rc = gguf_get_i32_array(g, "tokenizer.ggml.token_type", &types, &n_types, err, sizeof err);
+    if (rc == GGUF_BAD_TYPE) fatal("%s: %s", path, err);
+    if (n_scores != n) fatal("%s: tokenizer.ggml.scores has %llu entries for %llu tokens", path, (unsigned long long)n_scores, (unsigned long long)n);
+    if (n_types != n) fatal("%s: tokenizer.ggml.token_type has %llu entries for %llu tokens", path, (unsigned long long)n_types, (unsigned long long)n);
+    /* llama.cpp's defaults for SentencePiece vocabularies: <unk> 0, <s> 1, </s> 2 */
+    int bos = token_id(path, g, "tokenizer.ggml.bos_token_id", (int)n, 1);
+    int eos = token_id(path, g, "tokenizer.ggml.eos_token_id", (int)n, 2);
+    int unk = token_id(path, g, "tokenizer.ggml.unknown_token_id", (int)n, 0);
+    Vocab *v = vocab_from_arrays(path, (int)n, texts, lens, scores, types, bos, eos, unk);
+    free(texts);
+    free(lens);
+    free(scores);
+    free(types);
+    return v;
+}
+
+static void alloc_activations(Activations *a, const ModelConfig *c) {
+    size_t kv_cells = checked_mul(checked_mul((size_t)c->n_layers, (size_t)c->seq_len, "kv"), (size_t)c->kv_dim, "kv");
+    size_t widest = (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim);
+    a->x = xcalloc((size_t)c->dim, sizeof(float));
+    a->xb = xcalloc((size_t)c->dim, sizeof(float));
+    a->xb2 = xcalloc((size_t)c->dim, sizeof(float));
+    a->q = xcalloc((size_t)c->dim, sizeof(float));
+    a->k = xcalloc((size_t)c->kv_dim, sizeof(float));
+    a->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    a->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    a->att = xcalloc(checked_mul((size_t)c->n_heads, (size_t)c->seq_len, "att"), sizeof(float));
+    a->keys = xcalloc(checked_mul(checked_mul((size_t)c->n_layers, key_tiles(c) * KEY_TILE, "kv"), (size_t)c->kv_dim, "kv"), sizeof(float));
+    a->values = xcalloc(kv_cells, sizeof(float));
+    a->cached = xcalloc((size_t)c->seq_len, sizeof(int));
+    a->n_cached = 0;
+    a->xq = xcalloc(widest / QK + 1, sizeof(BlockQ8));
+    a->xd = xcalloc(widest / QK + 1, sizeof(float));
+    a->xs = xcalloc(widest / QK + 1, sizeof(int16_t));
+    a->xk = xcalloc(widest / QK_K + 1, sizeof(BlockQ8_K));
+    a->xh = xcalloc(widest, sizeof(float));
+    a->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+}
+
+static void free_activations(Activations *a) {
+    free(a->x); free(a->xb); free(a->xb2); free(a->q); free(a->k); free(a->hb); free(a->hb2);
+    free(a->att); free(a->keys); free(a->values); free(a->cached); free(a->xq); free(a->xd); free(a->xs); free(a->xk);
+    free(a->xh); free(a->logits);
+}
+
+/* ======================================================================== */
+/* The building blocks                                                      */
+/* ======================================================================== */
+
+/** out = x / sqrt(mean(x²) + eps) * weight. */
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    float sum_sq = 0.0f;
+    for (int i = 0; i < n; i++) sum_sq += x[i] * x[i];
+    float scale = 1.0f / sqrtf(sum_sq / n + eps);
+    for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+}
+
+/** Row @p row of @p m as fp32, decoded exactly (as llama.cpp's get_rows). */
+static void dequantize_row(float *out, const QTensor *m, size_t row) {
+    dequant_row(m->type, m->data + row * m->row_bytes, out, m->cols);
+}
+
+/** In place: x = exp(x - max) / sum(exp(x - max)). */
+static void softmax(float *x, int n) {
+    float max = simd_max(x, n);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/**
+ * Rotary position embedding: in each head, rotate the adjacent pair
+ * (2i, 2i+1) by the angle pos * theta^(-2i/rope_dim), for the first rope_dim
+ * values of the head (all of them in these models: llama.rope.dimension_count
+ * = head size). A dot product of two rotated vectors then depends only on
+ * their distance, not on where they are.
+ */
+static void rope(float *vec, int n_heads, int head_size, int rope_dim, int pos, float theta) {
+    for (int i = 0; i < rope_dim; i += 2) {
+        float freq = 1.0f / powf(theta, (float)i / (float)rope_dim);
+        float angle = (float)pos * freq;
+        float c = cosf(angle), s = sinf(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *pair = vec + h * head_size + i;
+            float a = pair[0], b = pair[1];
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+        }
+    }
+}
+
+/** In place: gate = silu(gate) * up, where silu(v) = v * sigmoid(v). */
+static void swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = gate[i];
+        v *= 1.0f / (1.0f + expf(-v));
+        gate[i] = v * up[i];
+    }
+}
+
+/* ======================================================================== */
+/* Sharing the work among threads                                           */
+/* ======================================================================== */
+
+/**
+ * The least work, in multiply-adds, worth handing to one more thread. Waking
+ * a worker and waiting for it costs about a microsecond, the time of some
+ * 30000 int8 multiply-adds; a step with less work per thread than this runs
+ * on fewer threads, and a small one on the calling thread alone.
+ */
+enum { MIN_WORK_PER_THREAD = 1 << 15 };
+
+/** How many items of @p work_per_item multiply-adds make one thread's share worth its handoff. */
+static int min_items_per_thread(size_t work_per_item) {
+    size_t items = (MIN_WORK_PER_THREAD + work_per_item - 1) / (work_per_item ? work_per_item : 1);
+    return items > (size_t)INT32_MAX ? INT32_MAX : (int)items;
+}
+
+/** One matrix of a parallel matmul step: out = W x. */
+typedef struct {
+    float *out;
+    const QTensor *w;
+    int n_out;
+} MatmulPart;
+
+/**
+ * One to three matmuls that share their input (wq, wk and wv all multiply
+ * the normalised stream), as the threads see them. Their rows form one index
+ * range, cut into contiguous chunks, one per thread. With @c swiglu, part 0
+ * is w1 and part 1 is w3: index i computes row i of both, then SwiGLU of
+ * element i, so the whole gate/up step needs one barrier.
+ */
+typedef struct {
+    MatmulPart part[3];
+    int n_parts;
+    int n_in;
+    int swiglu;
+    const float *x;      // the input, for F32 rows
+    const BlockQ8 *xq;   // the input as Q8_0, for Q8_0, Q5_0 and Q4_0 rows
+    const float *xd;     // the scales of xq as floats
+    const int16_t *xs;   // the sum of each block of xq's quants
+    const BlockQ8_K *xk; // the input as Q8_K, for Q4_K and Q6_K rows
+    const float *xh;     // the input rounded to fp16, for F16 rows
+} MatmulTask;
+
+/** Row @p i of one part times the input, with the kernel of the row's type. */
+static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
+    const QTensor *w = p->w;
+    const void *row = w->data + (size_t)i * w->row_bytes;
+    int n = t->n_in;
+    switch (w->type) {
+    case Q_Q8_0: return simd_dot_q8(row, t->xq, t->xd, n / QK);
+    case Q_Q4_0: return simd_dot_q4_0(row, t->xq, t->xd, t->xs, n / QK);
+    case Q_Q5_0: return simd_dot_q5_0(row, t->xq, t->xd, t->xs, n / QK);
+    case Q_Q4_K: return simd_dot_q4_K(row, t->xk, n / QK_K);
+    case Q_Q6_K: return simd_dot_q6_K(row, t->xk, n / QK_K);
+    case Q_F16: return simd_dot_f16(row, t->xh, n);
+    default: return simd_dot_f32(row, t->x, n);
+    }
+}
+
+/** Rows [begin, end) of a matmul step (a ThreadTask): every output row by exactly one thread. */
+static void matmul_rows(void *arg, int begin, int end, int thread) {
+    const MatmulTask *t = arg;
+    (void)thread;
+    if (t->swiglu) {
+        const MatmulPart *gate = &t->part[0], *up = &t->part[1];
+        for (int i = begin; i < end; i++) {
+            gate->out[i] = matmul_row(t, gate, i);
+            up->out[i] = matmul_row(t, up, i);
+        }
+        swiglu(gate->out + begin, up->out + begin, end - begin);
+        return;
+    }
+    int first = 0; /* index of the part's row 0 in the combined range */
+    for (int p = 0; p < t->n_parts; p++) {
+        const MatmulPart *part = &t->part[p];
+        int lo = begin > first ? begin : first, hi = end < first + part->n_out ? end : first + part->n_out;
+        for (int i = lo; i < hi; i++) part->out[i - first] = matmul_row(t, part, i - first);
+        first += part->n_out;
+    }
+}
+
+/**
+ * Run a matmul step on the model's threads. The caller first rounds the input
+ * once into each form the parts' types need (chapter 3's Q8_0, with its
+ * scales as floats; Q8_K; fp16); then the rows are shared out, and
+ * threadpool_for() returns when every row is done: the barrier after which
+ * the next step may read the outputs.
+ */
+static void run_matmuls(Model *m, MatmulTask *t) {
+    Activations *a = &m->a;
+    int n_rows = t->swiglu ? t->part[0].n_out : 0, q8_0 = 0, q8_K = 0, f16 = 0;
+    for (int p = 0; p < t->n_parts; p++) {
+        if (!t->swiglu) n_rows += t->part[p].n_out;
+        int type = t->part[p].w->type;
+        q8_0 |= type == Q_Q8_0 || type == Q_Q5_0 || type == Q_Q4_0;
+        q8_K |= type == Q_Q4_K || type == Q_Q6_K;
+        f16 |= type == Q_F16;
+    }
+    if (q8_0) {
+        simd_quantize_q8(a->xq, t->x, t->n_in);
+        for (int b = 0; b < t->n_in / QK; b++) {
+            int s = 0;
+            for (int j = 0; j < QK; j++) s += a->xq[b].qs[j];
+            a->xd[b] = fp16_to_float(a->xq[b].d);
+            a->xs[b] = (int16_t)s;
+        }
+    }
+    if (q8_K) quantize_q8_K(t->x, a->xk, t->n_in);
+    if (f16) round_to_f16(t->x, a->xh, t->n_in);
+    t->xq = a->xq;
+    t->xd = a->xd;
+    t->xs = a->xs;
+    t->xk = a->xk;
+    t->xh = a->xh;
+    size_t work_per_row = (size_t)t->n_in * (t->swiglu ? 2 : 1);
+    threadpool_for(m->pool, n_rows, min_items_per_thread(work_per_row), matmul_rows, t);
+}
+
+/** out = W x, for W of shape (n_out, n_in), on the model's threads. */
+static void matmul(Model *m, float *out, const float *x, const QTensor *w) {
+    MatmulTask t = {{{out, w, w->rows}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
+    run_matmuls(m, &t);
+}
+
+/* ======================================================================== */
+/* The forward pass                                                         */
+/* ======================================================================== */
+
+/** Layer @p l, kv head @p kv_head of the key cache: key_tiles() tiles of (head_size, KEY_TILE) floats. */
+static float *key_cache(const Model *m, int l, int kv_head) {
+    const ModelConfig *c = &m->cfg;
+    size_t per_head = key_tiles(c) * KEY_TILE * (size_t)c->head_size;
+    return m->a.keys + ((size_t)l * (size_t)c->n_kv_heads + (size_t)kv_head) * per_head;
+}
+
+/**
+ * Store the new position's key (a->k, rotated by RoPE) into layer @p l's key
+ * cache. Keys are kept transposed in tiles of KEY_TILE positions: within a
+ * tile, element i of consecutive positions sits side by side, ready for the
+ * lanes of simd_attention_scores(), and a tile is a few contiguous pages.
+ */
+static void store_key(Model *m, int l, int pos) {
+    const ModelConfig *c = &m->cfg;
+    size_t at = (size_t)(pos / KEY_TILE) * (size_t)c->head_size * KEY_TILE + (size_t)(pos % KEY_TILE);
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        float *tile = key_cache(m, l, h) + at;
+        for (int i = 0; i < c->head_size; i++) tile[(size_t)i * KEY_TILE] = m->a.k[h * c->head_size + i];
+    }
+}
+
+/** One attention step as the threads see it: each thread computes whole heads. */
+typedef struct {
+    Model *m;
+    int l, pos;
+} AttentionTask;
+
+/**
+ * Query heads [begin, end) of causal attention of one position over
+ * positions 0..pos of layer l (a ThreadTask). Query head h reads key/value
+ * head h / (n_heads / n_kv_heads), and writes only its own row of a->att and
+ * its own slice of a->xb: heads need no coordination.
+ */
+static void attention_heads(void *arg, int begin, int end, int thread) {
+    const AttentionTask *task = arg;
+    const ModelConfig *c = &task->m->cfg;
+    Activations *a = &task->m->a;
+    int l = task->l, pos = task->pos;
+    (void)thread;
+    int group = c->n_heads / c->n_kv_heads;
+    size_t layer = (size_t)l * (size_t)c->seq_len * (size_t)c->kv_dim;
+    float scale = sqrtf((float)c->head_size);
+    for (int h = begin; h < end; h++) {
+        const float *q = a->q + h * c->head_size;
+        float *att = a->att + (size_t)h * (size_t)c->seq_len;
+        size_t head = (size_t)(h / group) * (size_t)c->head_size;
+        simd_attention_scores(att, q, key_cache(task->m, l, h / group), pos + 1, c->head_size, scale);
+        softmax(att, pos + 1);
+        float *out = a->xb + h * c->head_size;
+        memset(out, 0, sizeof(float) * (size_t)c->head_size);
+        for (int t = 0; t <= pos; t++) {
+            const float *v = a->values + layer + (size_t)t * (size_t)c->kv_dim + head;
+            simd_axpy(out, att[t], v, c->head_size);
+        }
+    }
+}
+
+/** Causal attention of one position over positions 0..pos of layer l, heads shared among threads; result in a->xb. */
+static void attention(Model *m, int l, int pos) {
+    AttentionTask task = {m, l, pos};
+    size_t work_per_head = 2 * (size_t)(pos + 1) * (size_t)m->cfg.head_size; /* scores, then the weighted sum */
+    threadpool_for(m->pool, m->cfg.n_heads, min_items_per_thread(work_per_head), attention_heads, &task);
+}
+
+/** Run token @p token at position @p pos through every layer; leaves the stream in a->x. */
+static void forward_position(Model *m, int token, int pos) {
+    const ModelConfig *c = &m->cfg;
+    const Weights *w = &m->w;
+    Activations *a = &m->a;
+    int d = c->dim, kv = c->kv_dim, hd = c->hidden_dim;
+    dequantize_row(a->x, &w->token_embedding, (size_t)token);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &w->layers[l];
+        size_t slot = ((size_t)l * (size_t)c->seq_len + (size_t)pos) * (size_t)kv;
+        float *k = a->k, *v = a->values + slot;
+
+        rmsnorm(a->xb, a->x, L->rms_att, d, c->rms_eps);
+        MatmulTask qkv = {{{a->q, &L->wq, d}, {k, &L->wk, kv}, {v, &L->wv, kv}}, 3, d, 0, a->xb, NULL, NULL, NULL, NULL, NULL};
+        run_matmuls(m, &qkv);
+        rope(a->q, c->n_heads, c->head_size, c->rope_dim, pos, c->rope_theta);
+        rope(k, c->n_kv_heads, c->head_size, c->rope_dim, pos, c->rope_theta);
+        store_key(m, l, pos);
+        attention(m, l, pos);
+        matmul(m, a->xb2, a->xb, &L->wo);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb2[i];
+
+        rmsnorm(a->xb, a->x, L->rms_ffn, d, c->rms_eps);
+        MatmulTask gate_up = {{{a->hb, &L->w1, hd}, {a->hb2, &L->w3, hd}}, 2, d, 1, a->xb, NULL, NULL, NULL, NULL, NULL};
+        run_matmuls(m, &gate_up); /* and swiglu(a->hb, a->hb2, hd), row by row */
+        matmul(m, a->xb, a->hb, &L->w2);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb[i];
+    }
+}
+
+/* ======================================================================== */
+/* Checking the SIMD kernels against the plain-C ones                       */
+/* ======================================================================== */
+
+/** Row @p i of @p w times the input of @p t with the plain-C definitions (src/quants.h, q8_kernels.h). */
+static float matmul_row_c(const MatmulTask *t, const QTensor *w, int i) {
+    const void *row = w->data + (size_t)i * w->row_bytes;
+    int n = t->n_in;
+    switch (w->type) {
+    case Q_Q8_0: return dot_q8(row, t->xq, n / QK);
+    case Q_Q4_0: return dot_q4_0_c(row, t->xq, t->xd, t->xs, n / QK);
+    case Q_Q5_0: return dot_q5_0_c(row, t->xq, t->xd, t->xs, n / QK);
+    case Q_Q4_K: return dot_q4_K_c(row, t->xk, n / QK_K);
+    case Q_Q6_K: return dot_q6_K_c(row, t->xk, n / QK_K);
+    case Q_F16: return dot_f16_c(row, t->xh, n);
+    default: return dot_f32_c(row, t->x, n);
+    }
+}
+
+/**
+ * With LLAMABOOK_CHECK_KERNELS set (tests/t_gguf.sh): every row of every
+ * matrix of the model, times a pseudo-random input, through the kernels of
+ * this build and through the plain-C definitions. They must agree bit for
+ * bit (the rule of src/quants.h); fatal() names the first row that does not.
+ */
+static void check_kernels(Model *m, const char *path) {
+    const ModelConfig *c = &m->cfg;
+    int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    float *x = xmalloc(sizeof(float) * (size_t)widest);
+    uint32_t seed = 12345;
+    for (int i = 0; i < widest; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * (i % 7 ? 1.0f : 8.0f);
+    }
+    long rows = 0;
+    for (int l = -1; l < c->n_layers; l++) {
+        const Layer *L = l >= 0 ? &m->w.layers[l] : NULL;
+        const QTensor *ts[7] = {&m->w.wcls};
+        int n = 1;
+        if (L) {
+            const QTensor *lt[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+            memcpy(ts, lt, sizeof lt);
+            n = 7;
+        }
+        for (int k = 0; k < n; k++) {
+            const QTensor *w = ts[k];
+            MatmulTask t = {{{m->a.logits, w, 1}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
+            t.part[0].n_out = 0; /* prepare the inputs only: no rows */
+            run_matmuls(m, &t);
+            for (int r = 0; r < w->rows; r++, rows++) {
+                float simd = matmul_row(&t, &t.part[0], r), plain = matmul_row_c(&t, w, r);
+                if (memcmp(&simd, &plain, sizeof simd) != 0)
+                    fatal("%s: %s kernel of %s row %d gives %.9g, the plain-C one %.9g", path, SIMD_NAME, w->name, r,
+                          simd, plain);
+            }
+        }
+    }
+    fprintf(stderr, "kernel check: %s = plain C, bit for bit, on %ld rows\n", SIMD_NAME, rows);
+    free(x);
+}
+
+/* ======================================================================== */
+/* The chapter interface (src/model.h)                                      */
+/* ======================================================================== */
+
+/** Bytes of @p t. */
+static size_t tensor_bytes(const QTensor *t) { return (size_t)t->rows * t->row_bytes; }
+
+/** How many matrices of each type the model runs, for -v. */
+static void describe_types(const Model *m, const char *path) {
+    static const int types[] = {Q_F32, Q_F16, Q_Q8_0, Q_Q6_K, Q_Q5_0, Q_Q4_K, Q_Q4_0};
+    int count[7] = {0};
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const Layer *L = &m->w.layers[l];
+        const QTensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3};
+        for (int i = 0; i < 7; i++)
+            for (int k = 0; k < 7; k++) count[k] += ts[i]->type == types[k];
+    }
+    fprintf(stderr, "%s: GGUF v%u, %llu tensors; layer matrices:", path, m->gguf->version,
+            (unsigned long long)m->gguf->n_tensors);
+    for (int k = 0; k < 7; k++)
+        if (count[k]) fprintf(stderr, " %d %s", count[k], gguf_tensor_type_name((uint32_t)types[k]));
+    fprintf(stderr, "; token_embd %s, output %s%s\n", gguf_tensor_type_name((uint32_t)m->w.token_embedding.type),
+            gguf_tensor_type_name((uint32_t)m->w.wcls.type), m->w.wcls.data == m->w.token_embedding.data ? " (tied)" : "");
+}
+
+Model *model_open(const char *path, const ModelOptions *opts) {
+    Model *m = xcalloc(1, sizeof(Model));
+    m->gguf = gguf_open(path); /* maps the file and checks its structure */
+    read_config(path, m->gguf, &m->cfg);
+    load_weights(path, m->gguf, &m->w, &m->cfg);
+    m->vocab = load_vocab(path, m->gguf, m->cfg.vocab_size);
+    alloc_activations(&m->a, &m->cfg);
+    m->pool = threadpool_create(opts ? opts->n_threads : 0);
+    if (getenv("LLAMABOOK_CHECK_KERNELS")) check_kernels(m, path);
+    if (opts && opts->verbose) {
+        const ModelConfig *c = &m->cfg;
+        fprintf(stderr, "kernels: %s; threads: %d\n", SIMD_NAME, threadpool_threads(m->pool));
+        fprintf(stderr, "%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, context %d, rope %d dims base %g, eps %g\n",
+                path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
+                c->rope_dim, c->rope_theta, c->rms_eps);
+        describe_types(m, path);
+        fprintf(stderr, "KV cache: 2 x %d layers x %d positions x %d kv_dim x 4 bytes = %.1f MiB\n", c->n_layers,
+                c->seq_len, c->kv_dim, 8.0 * c->n_layers * c->seq_len * c->kv_dim / 1048576.0);
+        fprintf(stderr, "weights: mapped from the file (%zu bytes), none copied; read per token: %zu bytes\n",
+                m->gguf->size, model_weight_bytes(m));
+    }
+    return m;
+}
+
+const ModelConfig *model_config(const Model *m) { return &m->cfg; }
+
+/**
+ * How many leading positions of @p tokens the cache already holds. The last
+ * position is always run again, because its stream (not cached) makes the logits.
+ */
+static int reusable_prefix(const Activations *a, const int *tokens, int n) {
+    int same = 0;
+    while (same < a->n_cached && same < n - 1 && a->cached[same] == tokens[same]) same++;
+    return same;
+}
+
+/** Only the positions the cache has not seen: O(1) position passes per generated token. */
+const float *model_forward(Model *m, const int *tokens, int n) {
+    const ModelConfig *c = &m->cfg;
+    Activations *a = &m->a;
+    int start = reusable_prefix(a, tokens, n); /* a new prompt or a rewind rolls the cache back */
+    for (int pos = start; pos < n; pos++) {
+        forward_position(m, tokens[pos], pos);
+        a->cached[pos] = tokens[pos];
+    }
+    a->n_cached = n;
+    rmsnorm(m->a.x, m->a.x, m->w.rms_final, c->dim, c->rms_eps);
+    matmul(m, m->a.logits, m->a.x, &m->w.wcls);
+    return m->a.logits;
+}
+
+/** The tensors as the file stores them: every layer, the norms and the classifier. */
+size_t model_weight_bytes(const Model *m) {
+    const ModelConfig *c = &m->cfg;
+    size_t bytes = sizeof(float) * (2 * (size_t)c->n_layers + 1) * (size_t)c->dim + tensor_bytes(&m->w.wcls);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->w.layers[l];
+        bytes += tensor_bytes(&L->wq) + tensor_bytes(&L->wk) + tensor_bytes(&L->wv) + tensor_bytes(&L->wo) +
+                 tensor_bytes(&L->w1) + tensor_bytes(&L->w2) + tensor_bytes(&L->w3);
+    }
+    return bytes;
+}
+
+const struct Vocab *model_vocab(const Model *m) { return m->vocab; }
+
+void model_close(Model *m) {
+    if (!m) return;
+    threadpool_destroy(m->pool);
+    free_activations(&m->a);
+    if (m->w.layers)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            free(m->w.layers[l].rms_att);
+            free(m->w.layers[l].rms_ffn);
+        }
+    free(m->w.layers);
+    free(m->w.rms_final);
+    if (m->vocab) vocab_free(m->vocab);
+    gguf_close(m->gguf);
+    free(m);
+}

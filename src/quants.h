@@ -1,0 +1,764 @@
+/**
+ * @file quants.h
+ * @brief Chapter 5's block formats: decoding F16, Q8_0, Q5_0, Q4_0, Q4_K and
+ * Q6_K weights exactly as llama.cpp does, the activation formats they are
+ * multiplied with, and their dot products in plain C and SIMD.
+ *
+ * Header-only, like src/q8_kernels.h (chapter 4's Q8_0 kernels, which this
+ * builds on): every function is `static inline`, so each chapter, tool and
+ * unit test compiles them with its own flags. Chapter 5 (-march=native
+ * -DLB_SIMD=1) gets the AVX2 / AVX-512 / NEON versions; built without -march
+ * every kernel is the plain-C one.
+ *
+ * @section q_layout The block layouts (../shared/spec/formats.md, section 4)
+ *
+ *   | type | weights | bytes | bits/weight | weight value                                 |
+ *   |------|---------|-------|-------------|----------------------------------------------|
+ *   | Q8_0 |  32     |  34   | 8.5         | d·q, q int8                                  |
+ *   | Q6_K | 256     | 210   | 6.5625      | d·sc·(q − 32), q 6 bits, sc int8 per 16       |
+ *   | Q5_0 |  32     |  22   | 5.5         | d·(q − 16), q 5 bits (4 + 1)                 |
+ *   | Q4_K | 256     | 144   | 4.5         | d·sc·q − dmin·m, q 4 bits, sc/m 6 bits per 32 |
+ *   | Q4_0 |  32     |  18   | 4.5         | d·(q − 8), q 4 bits                          |
+ *
+ * @section q_act The activations
+ * A matmul rounds its input once, to the form the weights' integer dot
+ * product wants, as llama.cpp does:
+ *  - Q8_0, Q5_0 and Q4_0 weights: Q8_0 blocks, with chapter 3's quantizer
+ *    (src/q8_kernels.h): the Q8_0 path is chapter 4's, bit for bit;
+ *  - Q4_K and Q6_K weights: Q8_K super-blocks of 256 (a float scale, int8
+ *    quants and the sum of every 16 of them), rounded as llama.cpp does:
+ *    q = round-half-even(x·(−127/m)), m the value of largest magnitude;
+ *  - F16 weights: each value rounded to fp16, as llama.cpp does;
+ *  - F32 weights: nothing.
+ *
+ * @section q_exact The rule of the kernels
+ * Chapter 4's: integer sums may be taken in any order (they are exact), but
+ * every float operation is done in the order of the plain-C definition, with
+ * no fused multiply-add, so the SIMD kernels return the plain-C values bit
+ * for bit (chapter 5 checks this on every row of a model when
+ * LLAMABOOK_CHECK_KERNELS is set). The fp32 and fp16 dot products are
+ * defined with 16 interleaved partial sums, which every SIMD width can
+ * compute in exactly that order.
+ */
+#ifndef LLAMABOOK_QUANTS_H
+#define LLAMABOOK_QUANTS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fp16.h"
+#include "q8_kernels.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a*b+c stays two roundings; gcc never fuses in ISO C mode */
+#endif
+
+/** Tensor type ids (ggml's), for the types chapter 5 runs. */
+enum { Q_F32 = 0, Q_F16 = 1, Q_Q4_0 = 2, Q_Q5_0 = 6, Q_Q8_0 = 8, Q_Q4_K = 12, Q_Q6_K = 14 };
+
+enum { QK_K = 256 }; /* weights per K-quant super-block (QK = 32 comes from q8_kernels.h) */
+
+/** Q4_0: weight j < 16 is d · ((qs[j] & 15) − 8), weight j + 16 is d · ((qs[j] >> 4) − 8). */
+typedef struct {
+    uint16_t d;         /**< scale, fp16 */
+    uint8_t qs[QK / 2]; /**< two 4-bit quants per byte */
+} BlockQ4_0;
+
+/** Q5_0: like Q4_0 with a fifth bit of each quant in qh, and an offset of 16. */
+typedef struct {
+    uint16_t d;         /**< scale, fp16 */
+    uint8_t qh[4];      /**< bit j of this little-endian uint32: the high bit of weight j */
+    uint8_t qs[QK / 2]; /**< low 4 bits, as in Q4_0 */
+} BlockQ5_0;
+
+/** Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins; weight = d·sc·q − dmin·m. */
+typedef struct {
+    uint16_t d;           /**< super-scale of the sub-block scales, fp16 */
+    uint16_t dmin;        /**< super-scale of the sub-block mins, fp16 */
+    uint8_t scales[12];   /**< 8 scales and 8 mins, 6 bits each, packed */
+    uint8_t qs[QK_K / 2]; /**< 4-bit quants: chunk c of 64 weights uses qs[32c..32c+31] */
+} BlockQ4_K;
+
+/** Q6_K: 16 sub-blocks of 16 with int8 scales; weight = d·sc·(q − 32). */
+typedef struct {
+    uint8_t ql[QK_K / 2];     /**< low 4 bits of the quants */
+    uint8_t qh[QK_K / 4];     /**< high 2 bits */
+    int8_t scales[QK_K / 16]; /**< one scale per 16 weights */
+    uint16_t d;               /**< super-scale, fp16 (last) */
+} BlockQ6_K;
+
+/** Q8_K, the activations of K-quant dot products: value j is d · qs[j]. */
+typedef struct {
+    float d;                  /**< scale */
+    int8_t qs[QK_K];          /**< quants */
+    int16_t bsums[QK_K / 16]; /**< sum of each 16 consecutive quants */
+} BlockQ8_K;
+
+_Static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 is 18 bytes");
+_Static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 is 22 bytes");
+_Static_assert(sizeof(BlockQ4_K) == 144, "Q4_K is 144 bytes");
+_Static_assert(sizeof(BlockQ6_K) == 210, "Q6_K is 210 bytes");
+_Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K is 292 bytes");
+
+/* ======================================================================== */
+/* Unpacking: the integer quants of one block                               */
+/* ======================================================================== */
+
+/** Q4_0 block → 32 signed quants in weight order (−8..7). */
+static inline void unpack_q4_0(const BlockQ4_0 *b, int8_t q[QK]) {
+    for (int j = 0; j < QK / 2; j++) {
+        q[j] = (int8_t)((b->qs[j] & 15) - 8);
+        q[j + QK / 2] = (int8_t)((b->qs[j] >> 4) - 8);
+    }
+}
+
+/** Q5_0 block → 32 signed quants in weight order (−16..15). */
+static inline void unpack_q5_0(const BlockQ5_0 *b, int8_t q[QK]) {
+    uint32_t h = (uint32_t)b->qh[0] | (uint32_t)b->qh[1] << 8 | (uint32_t)b->qh[2] << 16 | (uint32_t)b->qh[3] << 24;
+    for (int j = 0; j < QK / 2; j++) {
+        q[j] = (int8_t)(((b->qs[j] & 15) | ((h >> j) & 1) << 4) - 16);
+        q[j + QK / 2] = (int8_t)(((b->qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4) - 16);
+    }
+}
+
+/** Q4_K: the 6-bit scale and min of sub-block j (0..7). */
+static inline void q4_K_scale_min(const uint8_t s[12], int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/** Q4_K block → 256 unsigned quants (0..15) in weight order. */
+static inline void unpack_q4_K(const BlockQ4_K *b, uint8_t q[QK_K]) {
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * c + l] = b->qs[32 * c + l] & 15;
+            q[64 * c + 32 + l] = b->qs[32 * c + l] >> 4;
+        }
+}
+
+/** Q6_K block → 256 signed quants (−32..31) in weight order; weight w uses scales[w / 16]. */
+static inline void unpack_q6_K(const BlockQ6_K *b, int8_t q[QK_K]) {
+    for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
+        int8_t *o = q + 128 * n;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (int8_t)(((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32);
+            o[l + 32] = (int8_t)(((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32);
+            o[l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+            o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
+        }
+    }
+}
+
+/* ======================================================================== */
+/* Decoding a row: the same fp32 operations as ggml, so the same bits        */
+/* ======================================================================== */
+
+static inline void dequant_f16(const uint16_t *in, float *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = fp16_to_float(in[i]);
+}
+
+static inline void dequant_q4_0(const BlockQ4_0 *in, float *out, int n) {
+    int8_t q[QK];
+    for (int b = 0; b < n / QK; b++) {
+        float d = fp16_to_float(in[b].d);
+        unpack_q4_0(&in[b], q);
+        for (int j = 0; j < QK; j++) out[b * QK + j] = (float)q[j] * d;
+    }
+}
+
+static inline void dequant_q5_0(const BlockQ5_0 *in, float *out, int n) {
+    int8_t q[QK];
+    for (int b = 0; b < n / QK; b++) {
+        float d = fp16_to_float(in[b].d);
+        unpack_q5_0(&in[b], q);
+        for (int j = 0; j < QK; j++) out[b * QK + j] = (float)q[j] * d;
+    }
+}
+
+/** ggml: d1 = d·sc, m1 = dmin·m, weight = d1·q − m1 (three roundings, in that order). */
+static inline void dequant_q4_K(const BlockQ4_K *in, float *out, int n) {
+    uint8_t q[QK_K];
+    for (int b = 0; b < n / QK_K; b++) {
+        float d = fp16_to_float(in[b].d), dmin = fp16_to_float(in[b].dmin);
+        unpack_q4_K(&in[b], q);
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4_K_scale_min(in[b].scales, j, &sc, &m);
+            float ds = d * (float)sc, ms = dmin * (float)m;
+            for (int l = 0; l < 32; l++) out[b * QK_K + 32 * j + l] = ds * (float)q[32 * j + l] - ms;
+        }
+    }
+}
+
+/** ggml: weight = (d·sc)·q. */
+static inline void dequant_q6_K(const BlockQ6_K *in, float *out, int n) {
+    int8_t q[QK_K];
+    for (int b = 0; b < n / QK_K; b++) {
+        float d = fp16_to_float(in[b].d);
+        unpack_q6_K(&in[b], q);
+        for (int w = 0; w < QK_K; w++) out[b * QK_K + w] = d * (float)in[b].scales[w / 16] * (float)q[w];
+    }
+}
+
+/** Bytes of a row of @p n weights of @p type (n a multiple of the block); 0 for other types. */
+static inline size_t quant_row_bytes(int type, size_t n) {
+    switch (type) {
+    case Q_F32: return 4 * n;
+    case Q_F16: return 2 * n;
+    case Q_Q8_0: return n / QK * sizeof(BlockQ8);
+    case Q_Q4_0: return n / QK * sizeof(BlockQ4_0);
+    case Q_Q5_0: return n / QK * sizeof(BlockQ5_0);
+    case Q_Q4_K: return n / QK_K * sizeof(BlockQ4_K);
+    case Q_Q6_K: return n / QK_K * sizeof(BlockQ6_K);
+    default: return 0;
+    }
+}
+
+/** Elements per block of @p type (1 for F32/F16); 0 for a type chapter 5 does not run. */
+static inline int quant_block_size(int type) {
+    switch (type) {
+    case Q_F32: case Q_F16: return 1;
+    case Q_Q8_0: case Q_Q4_0: case Q_Q5_0: return QK;
+    case Q_Q4_K: case Q_Q6_K: return QK_K;
+    default: return 0;
+    }
+}
+
+/** The @p n weights of @p type at @p row, as fp32: exactly ggml's values. */
+static inline void dequant_row(int type, const void *row, float *out, int n) {
+    switch (type) {
+    case Q_F32: memcpy(out, row, sizeof(float) * (size_t)n); break;
+    case Q_F16: dequant_f16(row, out, n); break;
+    case Q_Q8_0: dequantize_q8(out, row, n); break;
+    case Q_Q4_0: dequant_q4_0(row, out, n); break;
+    case Q_Q5_0: dequant_q5_0(row, out, n); break;
+    case Q_Q4_K: dequant_q4_K(row, out, n); break;
+    case Q_Q6_K: dequant_q6_K(row, out, n); break;
+    default: memset(out, 0, sizeof(float) * (size_t)n); break;
+    }
+}
+
+/* ======================================================================== */
+/* Quantizing                                                               */
+/* ======================================================================== */
+
+/**
+ * Weights to Q4_0 as llama-quantize does (for tools/gguf_convert): m = the
+ * value of largest magnitude, sign kept; d = m / −8; q = min(15, (int)(x/d + 8.5)).
+ */
+static inline void quantize_q4_0(const float *x, BlockQ4_0 *y, int n) {
+    for (int b = 0; b < n / QK; b++) {
+        const float *v = x + b * QK;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK; j++)
+            if (fabsf(v[j]) > amax) {
+                amax = fabsf(v[j]);
+                max = v[j];
+            }
+        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = fp16_from_float(d);
+        for (int j = 0; j < QK / 2; j++) {
+            float a = v[j] * id + 8.5f, c = v[j + QK / 2] * id + 8.5f;
+            int q0 = a > 0.0f ? (a < 15.0f ? (int)a : 15) : 0; /* truncation, NaN-safe */
+            int q1 = c > 0.0f ? (c < 15.0f ? (int)c : 15) : 0;
+            y[b].qs[j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+/** The nearest integer, ties to even, for |v| < 2^22 (adding 1.5·2^23 rounds for us). */
+static inline int round_half_even(float v) {
+    float shifted = v + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, 4);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
+/** Activations to Q8_K as llama.cpp does: q = min(127, round-half-even(x · −127/m)), d = 1/(−127/m). */
+static inline void quantize_q8_K(const float *x, BlockQ8_K *y, int n) {
+    for (int b = 0; b < n / QK_K; b++) {
+        const float *v = x + b * QK_K;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(v[j]) > amax) {
+                amax = fabsf(v[j]);
+                max = v[j];
+            }
+        if (!(amax > 0.0f) || isinf(amax)) { /* zeros (or a broken input): all zero */
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) {
+            float r = iscale * v[j];
+            int q = r == r ? round_half_even(r) : 0;
+            y[b].qs[j] = (int8_t)(q < 127 ? q : 127);
+        }
+        for (int g = 0; g < QK_K / 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += y[b].qs[16 * g + j];
+            y[b].bsums[g] = (int16_t)s;
+        }
+        y[b].d = 1.0f / iscale;
+    }
+}
+
+/** Activations for F16 weights: each value rounded to the nearest half (kept as a float). */
+static inline void round_to_f16(const float *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = fp16_to_float(fp16_from_float(x[i]));
+}
+
+/* ======================================================================== */
+/* Dot products, plain C: the definitions                                    */
+/* ======================================================================== */
+
+enum { FLOAT_LANES = 16 }; /* partial sums of the fp32 and fp16 dot products */
+
+/**
+ * Σ w[i]·x[i] as 16 partial sums (sum j takes the elements i ≡ j mod 16),
+ * then added left to right, then the last n % 16 terms. One fixed order that
+ * 16-, 8- and 4-lane SIMD can all follow exactly.
+ */
+static inline float dot_f32_c(const float *w, const float *x, int n) {
+    float part[FLOAT_LANES] = {0};
+    int i = 0;
+    for (; i + FLOAT_LANES <= n; i += FLOAT_LANES)
+        for (int j = 0; j < FLOAT_LANES; j++) part[j] += w[i + j] * x[i + j];
+    float sum = 0.0f;
+    for (int j = 0; j < FLOAT_LANES; j++) sum += part[j];
+    for (; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+/** dot_f32_c with fp16 weights (@p x already rounded to fp16). */
+static inline float dot_f16_c(const uint16_t *w, const float *x, int n) {
+    float part[FLOAT_LANES] = {0};
+    int i = 0;
+    for (; i + FLOAT_LANES <= n; i += FLOAT_LANES)
+        for (int j = 0; j < FLOAT_LANES; j++) part[j] += fp16_to_float(w[i + j]) * x[i + j];
+    float sum = 0.0f;
+    for (int j = 0; j < FLOAT_LANES; j++) sum += part[j];
+    for (; i < n; i++) sum += fp16_to_float(w[i]) * x[i];
+    return sum;
+}
+
+static inline int32_t dot_i8(const int8_t *a, const int8_t *b, int n) {
+    int32_t s = 0;
+    for (int j = 0; j < n; j++) s += (int32_t)a[j] * (int32_t)b[j];
+    return s;
+}
+
+/**
+ * Q4_0 · Q8_0, as chapter 3's dot_q8: Σ_b (float)isum_b · (d_w·d_x), added
+ * left to right; @p xd holds the scales of x as floats and @p xsum the sum
+ * of each block's quants (the SIMD kernels use it; the definition does not).
+ */
+static inline float dot_q4_0_c(const BlockQ4_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    (void)xsum;
+    float sum = 0.0f;
+    int8_t q[QK];
+    for (int b = 0; b < nb; b++) {
+        unpack_q4_0(&w[b], q);
+        sum += (float)dot_i8(q, x[b].qs, QK) * (fp16_to_float(w[b].d) * xd[b]);
+    }
+    return sum;
+}
+
+/** Q5_0 · Q8_0, the same way. */
+static inline float dot_q5_0_c(const BlockQ5_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    (void)xsum;
+    float sum = 0.0f;
+    int8_t q[QK];
+    for (int b = 0; b < nb; b++) {
+        unpack_q5_0(&w[b], q);
+        sum += (float)dot_i8(q, x[b].qs, QK) * (fp16_to_float(w[b].d) * xd[b]);
+    }
+    return sum;
+}
+
+/**
+ * Q4_K · Q8_K: per super-block, d_x·(d·Σ_j sc_j·Σ q·x − dmin·Σ_j m_j·Σ x).
+ * The mins need only the sums of x per sub-block, which are the bsums.
+ */
+static inline float dot_q4_K_c(const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    uint8_t q[QK_K];
+    for (int b = 0; b < nb; b++) {
+        unpack_q4_K(&w[b], q);
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4_K_scale_min(w[b].scales, j, &sc, &m);
+            int32_t s = 0;
+            for (int l = 0; l < 32; l++) s += (int32_t)q[32 * j + l] * x[b].qs[32 * j + l];
+            isum += sc * s;
+            imin += m * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        }
+        float d = fp16_to_float(w[b].d) * x[b].d, dmin = fp16_to_float(w[b].dmin) * x[b].d;
+        sum += d * (float)isum - dmin * (float)imin;
+    }
+    return sum;
+}
+
+/** Q6_K · Q8_K: per super-block, d·d_x·Σ_g sc_g·Σ q·x over the 16 groups of 16. */
+static inline float dot_q6_K_c(const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    int8_t q[QK_K];
+    for (int b = 0; b < nb; b++) {
+        unpack_q6_K(&w[b], q);
+        int32_t isum = 0;
+        for (int g = 0; g < QK_K / 16; g++) isum += w[b].scales[g] * dot_i8(q + 16 * g, x[b].qs + 16 * g, 16);
+        sum += fp16_to_float(w[b].d) * x[b].d * (float)isum;
+    }
+    return sum;
+}
+
+/* ======================================================================== */
+/* Dot products, x86 (AVX2; AVX-512 for the fp32 sums)                       */
+/* ======================================================================== */
+#if SIMD_X86
+
+/** The 16 partial sums, in order, into a float array. */
+#if SIMD_AVX512
+typedef __m512 Lanes16;
+#define lanes16_zero() _mm512_setzero_ps()
+static inline Lanes16 lanes16_madd(Lanes16 s, __m512 w, const float *x) { return _mm512_add_ps(s, _mm512_mul_ps(w, _mm512_loadu_ps(x))); }
+static inline void lanes16_store(float *p, Lanes16 s) { _mm512_storeu_ps(p, s); }
+#endif
+
+static inline float sum_partials(const float part[FLOAT_LANES]) {
+    float sum = 0.0f;
+    for (int j = 0; j < FLOAT_LANES; j++) sum += part[j];
+    return sum;
+}
+
+static inline float simd_dot_f32(const float *w, const float *x, int n) {
+    float part[FLOAT_LANES];
+    int i = 0;
+#if SIMD_AVX512
+    __m512 s = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i)));
+    _mm512_storeu_ps(part, s);
+#else
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_ps(s0, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i)));
+        s1 = _mm256_add_ps(s1, _mm256_mul_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8)));
+    }
+    _mm256_storeu_ps(part, s0);
+    _mm256_storeu_ps(part + 8, s1);
+#endif
+    float sum = sum_partials(part);
+    for (; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+static inline float simd_dot_f16(const uint16_t *w, const float *x, int n) {
+    float part[FLOAT_LANES];
+    int i = 0;
+#if SIMD_AVX512
+    __m512 s = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16)
+        s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))),
+                                           _mm512_loadu_ps(x + i)));
+    _mm512_storeu_ps(part, s);
+#else
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8)));
+        s0 = _mm256_add_ps(s0, _mm256_mul_ps(w0, _mm256_loadu_ps(x + i)));
+        s1 = _mm256_add_ps(s1, _mm256_mul_ps(w1, _mm256_loadu_ps(x + i + 8)));
+    }
+    _mm256_storeu_ps(part, s0);
+    _mm256_storeu_ps(part + 8, s1);
+#endif
+    float sum = sum_partials(part);
+    for (; i < n; i++) sum += half_to_float(w[i]) * x[i];
+    return sum;
+}
+
+/** The 32 4-bit quants of 16 bytes, in weight order: the low nibbles, then the high ones. */
+static inline __m256i nibbles_32(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    const __m128i low4 = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low4), _mm_and_si128(v, low4));
+}
+
+/** 0xFF in byte j where bit j of @p bits is set, else 0 (32 bytes). */
+static inline __m256i bits_to_bytes(uint32_t bits) {
+    __m256i v = _mm256_set1_epi32((int)bits);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    v = _mm256_shuffle_epi8(v, spread); /* byte j now holds byte j/8 of bits */
+    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+}
+
+/** The unsigned quants of a Q4_0 block (0..15) and of a Q5_0 block (0..31), as 32 bytes. */
+static inline __m256i uquants_q4_0(const BlockQ4_0 *b) { return nibbles_32(b->qs); }
+static inline __m256i uquants_q5_0(const BlockQ5_0 *b) {
+    uint32_t h;
+    memcpy(&h, b->qh, 4);
+    return _mm256_or_si256(nibbles_32(b->qs), _mm256_and_si256(bits_to_bytes(h), _mm256_set1_epi8(16)));
+}
+
+/** Σ u·x over 32 byte pairs, u unsigned (≤ 31), x signed: 8 int32 lanes. */
+static inline __m256i uproducts(__m256i u, __m256i x) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, x);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)); /* ≤ 2·31·128: no saturation */
+#endif
+}
+
+/*
+ * Q4_0 and Q5_0 · Q8_0 as chapter 4's simd_dot_q8: eight blocks' integer
+ * sums in the lanes, their products with the scales in the lanes, then
+ * added one by one, left to right, as the plain-C definition adds them.
+ * The integer sum Σ(u − off)·x is taken as Σu·x − off·Σx (off = 8 or 16):
+ * the unsigned quants go straight into the multiply, and Σx, the same for
+ * every row, is summed once per matmul (@p xsum). Integers: the same value.
+ */
+#define DOT_Q_Q8_0(name, Block, uquants, shift)                                                                   \
+    static inline float name(const Block *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {    \
+        float sum = 0.0f;                                                                                         \
+        int b = 0;                                                                                                \
+        for (; b + 8 <= nb; b += 8) {                                                                             \
+            __m256i s[8];                                                                                         \
+            for (int j = 0; j < 8; j++) s[j] = uproducts(uquants(w + b + j), load_qs(x + b + j));                 \
+            __m256i off = _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(xsum + b))), shift); \
+            __m256 isum = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum_8x8(s), off));                                 \
+            __m128i dw = _mm_setr_epi16((short)w[b].d, (short)w[b + 1].d, (short)w[b + 2].d, (short)w[b + 3].d,   \
+                                        (short)w[b + 4].d, (short)w[b + 5].d, (short)w[b + 6].d, (short)w[b + 7].d); \
+            __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(xd + b));                          \
+            float products[8];                                                                                    \
+            _mm256_storeu_ps(products, _mm256_mul_ps(isum, scales));                                             \
+            for (int j = 0; j < 8; j++) sum += products[j];                                                       \
+        }                                                                                                         \
+        for (; b < nb; b++) {                                                                                     \
+            int32_t isum = sum_lanes(uproducts(uquants(w + b), load_qs(x + b))) - xsum[b] * (1 << shift);            \
+            sum += (float)isum * (half_to_float(w[b].d) * xd[b]);                                                 \
+        }                                                                                                         \
+        return sum;                                                                                               \
+    }
+DOT_Q_Q8_0(simd_dot_q4_0, BlockQ4_0, uquants_q4_0, 3)
+DOT_Q_Q8_0(simd_dot_q5_0, BlockQ5_0, uquants_q5_0, 4)
+#undef DOT_Q_Q8_0
+
+
+/** Q4_K · Q8_K: the integer sums in the lanes, the floats as in dot_q4_K_c. */
+static inline float simd_dot_q4_K(const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int b = 0; b < nb; b++) {
+        int sc[8], m[8];
+        for (int j = 0; j < 8; j++) q4_K_scale_min(w[b].scales, j, &sc[j], &m[j]);
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c + 32));
+            /* unsigned nibble × signed byte, pairs into int16 (≤ 2·15·128: no saturation), × the sub-block scale into int32 */
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16((short)sc[2 * c]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16((short)sc[2 * c + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        int32_t imin = 0;
+        for (int j = 0; j < 8; j++) imin += m[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        float d = half_to_float(w[b].d) * x[b].d, dmin = half_to_float(w[b].dmin) * x[b].d;
+        sum += d * (float)sum_lanes(isum) - dmin * (float)imin;
+    }
+    return sum;
+}
+
+/** Q6_K · Q8_K: the quants as unsigned 0..63, then −32·Σx per group (the bsums) in integers. */
+static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    const __m256i low4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+    for (int b = 0; b < nb; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = w[b].ql + 64 * n, *qh = w[b].qh + 32 * n;
+            const int8_t *xs = x[b].qs + 128 * n, *sc = w[b].scales + 8 * n;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4] = { /* weights 0-31, 32-63, 64-95, 96-127 of this half */
+                _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4)),
+            };
+            for (int k = 0; k < 4; k++) { /* each 128-bit lane is one group of 16 with its own scale */
+                __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xs + 32 * k)));
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            }
+        }
+        int32_t offset = 0;
+        for (int g = 0; g < 16; g++) offset += w[b].scales[g] * x[b].bsums[g];
+        sum += half_to_float(w[b].d) * x[b].d * (float)(sum_lanes(isum) - 32 * offset);
+    }
+    return sum;
+}
+
+/* ======================================================================== */
+/* Dot products, NEON (AArch64)                                             */
+/* ======================================================================== */
+#elif SIMD_NEON
+
+/** Four int32 sums of 4 products each, of 16 signed bytes, added to @p acc. */
+static inline int32x4_t dot_i8x16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+    return vpadalq_s16(acc, vmull_s8(vget_high_s8(a), vget_high_s8(b)));
+#endif
+}
+
+static inline float sum_partials(const float part[FLOAT_LANES]) {
+    float sum = 0.0f;
+    for (int j = 0; j < FLOAT_LANES; j++) sum += part[j];
+    return sum;
+}
+
+static inline float simd_dot_f32(const float *w, const float *x, int n) {
+    float32x4_t s[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 4; k++) s[k] = vaddq_f32(s[k], vmulq_f32(vld1q_f32(w + i + 4 * k), vld1q_f32(x + i + 4 * k)));
+    float part[FLOAT_LANES];
+    for (int k = 0; k < 4; k++) vst1q_f32(part + 4 * k, s[k]);
+    float sum = sum_partials(part);
+    for (; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+static inline float simd_dot_f16(const uint16_t *w, const float *x, int n) {
+    float32x4_t s[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 4; k++) {
+            float32x4_t wk = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i + 4 * k)));
+            s[k] = vaddq_f32(s[k], vmulq_f32(wk, vld1q_f32(x + i + 4 * k)));
+        }
+    float part[FLOAT_LANES];
+    for (int k = 0; k < 4; k++) vst1q_f32(part + 4 * k, s[k]);
+    float sum = sum_partials(part);
+    for (; i < n; i++) sum += half_to_float(w[i]) * x[i];
+    return sum;
+}
+
+/** The block's integer sum with its Q8_0 partner, from the two halves of signed quants. */
+static inline int32_t block_sum(int8x16_t lo, int8x16_t hi, const BlockQ8 *x) {
+    return vaddvq_s32(dot_i8x16(dot_i8x16(vdupq_n_s32(0), lo, vld1q_s8(x->qs)), hi, vld1q_s8(x->qs + 16)));
+}
+
+static inline float simd_dot_q4_0(const BlockQ4_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    (void)xsum;
+    float sum = 0.0f;
+    const uint8x16_t low4 = vdupq_n_u8(15);
+    const int8x16_t eight = vdupq_n_s8(8);
+    for (int b = 0; b < nb; b++) {
+        uint8x16_t v = vld1q_u8(w[b].qs);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, low4)), eight);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        sum += (float)block_sum(lo, hi, &x[b]) * (half_to_float(w[b].d) * xd[b]);
+    }
+    return sum;
+}
+
+static inline float simd_dot_q5_0(const BlockQ5_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    (void)xsum;
+    float sum = 0.0f;
+    int8_t q[QK];
+    for (int b = 0; b < nb; b++) {
+        unpack_q5_0(&w[b], q); /* the fifth bits: spread with plain C, then the same integer sum */
+        sum += (float)block_sum(vld1q_s8(q), vld1q_s8(q + 16), &x[b]) * (half_to_float(w[b].d) * xd[b]);
+    }
+    return sum;
+}
+
+static inline float simd_dot_q4_K(const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    const uint8x16_t low4 = vdupq_n_u8(15);
+    for (int b = 0; b < nb; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int c = 0; c < 4; c++) {
+            int sc0, m0, sc1, m1;
+            q4_K_scale_min(w[b].scales, 2 * c, &sc0, &m0);
+            q4_K_scale_min(w[b].scales, 2 * c + 1, &sc1, &m1);
+            const int8_t *xs = x[b].qs + 64 * c;
+            uint8x16_t v0 = vld1q_u8(w[b].qs + 32 * c), v1 = vld1q_u8(w[b].qs + 32 * c + 16);
+            int32x4_t p0 = dot_i8x16(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(v0, low4)), vld1q_s8(xs));
+            p0 = dot_i8x16(p0, vreinterpretq_s8_u8(vandq_u8(v1, low4)), vld1q_s8(xs + 16));
+            int32x4_t p1 = dot_i8x16(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vld1q_s8(xs + 32));
+            p1 = dot_i8x16(p1, vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)), vld1q_s8(xs + 48));
+            isum += sc0 * vaddvq_s32(p0) + sc1 * vaddvq_s32(p1);
+            imin += m0 * (x[b].bsums[4 * c] + x[b].bsums[4 * c + 1]) + m1 * (x[b].bsums[4 * c + 2] + x[b].bsums[4 * c + 3]);
+        }
+        float d = half_to_float(w[b].d) * x[b].d, dmin = half_to_float(w[b].dmin) * x[b].d;
+        sum += d * (float)isum - dmin * (float)imin;
+    }
+    return sum;
+}
+
+static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    float sum = 0.0f;
+    const uint8x16_t low4 = vdupq_n_u8(15), three = vdupq_n_u8(3);
+    const int8x16_t off = vdupq_n_s8(32);
+    for (int b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = w[b].ql + 64 * n, *qh = w[b].qh + 32 * n;
+            const int8_t *xs = x[b].qs + 128 * n, *sc = w[b].scales + 8 * n;
+            for (int half = 0; half < 2; half++) { /* l in [16·half, 16·half + 16): one group per k */
+                uint8x16_t a = vld1q_u8(ql + 16 * half), c = vld1q_u8(ql + 32 + 16 * half), h = vld1q_u8(qh + 16 * half);
+                uint8x16_t u[4] = {
+                    vorrq_u8(vandq_u8(a, low4), vshlq_n_u8(vandq_u8(h, three), 4)),
+                    vorrq_u8(vandq_u8(c, low4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), three), 4)),
+                    vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), three), 4)),
+                    vorrq_u8(vshrq_n_u8(c, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4)),
+                };
+                for (int k = 0; k < 4; k++) {
+                    int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(u[k]), off);
+                    isum += sc[2 * k + half] * vaddvq_s32(dot_i8x16(vdupq_n_s32(0), q, vld1q_s8(xs + 32 * k + 16 * half)));
+                }
+            }
+        }
+        sum += half_to_float(w[b].d) * x[b].d * (float)isum;
+    }
+    return sum;
+}
+
+
+/* ======================================================================== */
+/* Without SIMD: the definitions themselves                                 */
+/* ======================================================================== */
+#else
+static inline float simd_dot_f32(const float *w, const float *x, int n) { return dot_f32_c(w, x, n); }
+static inline float simd_dot_f16(const uint16_t *w, const float *x, int n) { return dot_f16_c(w, x, n); }
+static inline float simd_dot_q4_0(const BlockQ4_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    return dot_q4_0_c(w, x, xd, xsum, nb);
+}
+static inline float simd_dot_q5_0(const BlockQ5_0 *w, const BlockQ8 *x, const float *xd, const int16_t *xsum, int nb) {
+    return dot_q5_0_c(w, x, xd, xsum, nb);
+}
+static inline float simd_dot_q4_K(const BlockQ4_K *w, const BlockQ8_K *x, int nb) { return dot_q4_K_c(w, x, nb); }
+static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb) { return dot_q6_K_c(w, x, nb); }
+#endif
+
+#endif

@@ -1,0 +1,64 @@
+/**
+ * @file threadpool.h
+ * @brief A pool of worker threads and a parallel for-loop over an index range
+ * (introduced by chapter 4; chapter 5 reuses it unchanged).
+ *
+ * The workers are started once, when a model is opened, and then reused for
+ * every matrix-vector product of every token: starting a thread costs tens
+ * of microseconds, about as long as a whole small matmul takes, so a pool
+ * that started threads per call would be slower than one thread.
+ *
+ * threadpool_for() cuts the range [0, n) into contiguous chunks, a few per
+ * thread, and calls the task once per chunk. The calling thread works too:
+ * it and the workers take the next chunk from a shared counter until none
+ * is left, so a thread that the system has descheduled for a moment delays
+ * only the chunk it holds, and the call returns when every chunk is done.
+ * That return is the only synchronisation: one handoff (the workers learn
+ * there is a job) and one barrier (the caller learns that all chunks are
+ * finished) per call. Both spin for a few microseconds, which is all the gap
+ * between two matmuls of a token takes, and only then sleep on a condition
+ * variable, so idle workers cost no CPU between tokens.
+ *
+ * Each index is handled by exactly one thread, and what the task computes
+ * for an index must depend only on the index (not on the chunk around it, nor
+ * on the thread): then the results are bit-identical for any number of
+ * threads.
+ */
+#ifndef LLAMABOOK_THREADPOOL_H
+#define LLAMABOOK_THREADPOOL_H
+
+/**
+ * A task: process the indices [begin, end) of the range. @p arg is the
+ * pointer given to threadpool_for(); @p thread is the number of the thread
+ * running it (0 = the caller, 1 .. n_threads - 1 the workers), for tasks that
+ * keep per-thread scratch memory.
+ */
+typedef void (*ThreadTask)(void *arg, int begin, int end, int thread);
+
+/** A pool of worker threads; opaque. */
+typedef struct ThreadPool ThreadPool;
+
+/**
+ * A pool of @p n_threads threads in all, the caller included (so
+ * n_threads - 1 workers are started); 0 or less means one per online CPU.
+ * fatal() if a thread cannot be started.
+ */
+ThreadPool *threadpool_create(int n_threads);
+
+/** How many threads the pool runs tasks on, the caller included (at least 1). */
+int threadpool_threads(const ThreadPool *pool);
+
+/**
+ * Run @p task over [0, n) on the pool's threads and return when all of it is
+ * done. No chunk is smaller than @p min_per_thread indices, and a range
+ * smaller than 2 × min_per_thread runs on the calling thread alone, without
+ * waking any worker, because for small work the handoff costs more than it
+ * saves.
+ * Must be called from one thread at a time (the one that created the pool).
+ */
+void threadpool_for(ThreadPool *pool, int n, int min_per_thread, ThreadTask task, void *arg);
+
+/** Stop and join the workers and free the pool; NULL is allowed. */
+void threadpool_destroy(ThreadPool *pool);
+
+#endif

@@ -1,0 +1,330 @@
+/**
+ * @file unit_dequant.c
+ * @brief Chapter 5's block formats (src/quants.h) against llama.cpp.
+ *
+ *     build/tests/unit_dequant SHARED
+ *
+ * 1. Decoding: for every (file, tensor) line of SHARED/reference/dequant/NAME.tsv
+ *    (values that gguf-py and ggml's own C decoder print), our dequantizer
+ *    must give every one of the 768 values bit for bit — one check per line.
+ * 2. The activation quantizers: Q8_0 is chapter 3's (ties away from zero); Q8_K rounds as llama.cpp does (ties to even), the
+ *    Q8_K scale from the signed extreme, bsums.
+ * 3. Each plain-C dot product equals the double-precision dot product of the
+ *    dequantized weights and the dequantized activations, to float rounding,
+ *    on rows of the real tensors.
+ * 4. llama.cpp's reference quantizers: re-quantizing the decoded Q8_0/Q4_0
+ *    weights of a file gives back its bytes.
+ *
+ * Built without -march (tests are plain C), so these are the plain-C
+ * kernels; chapter 5 checks its SIMD kernels against them at load time when
+ * LLAMABOOK_CHECK_KERNELS=1 (tests/t_gguf.sh): bit for bit.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "q8_kernels.h"
+#include "quants.h"
+#include "unit.h"
+#include "util.h"
+
+static char *join(const char *a, const char *b) {
+    char *p = xmalloc(strlen(a) + strlen(b) + 2);
+    sprintf(p, "%s/%s", a, b);
+    return p;
+}
+
+/** Decode the first @p rows rows of tensor @p t into a new array. */
+static float *decode_rows(const GgufTensor *t, size_t rows) {
+    size_t ne0 = (size_t)t->ne[0];
+    float *out = xmalloc(sizeof(float) * ne0 * rows);
+    size_t row_bytes = quant_row_bytes((int)t->type, ne0);
+    for (size_t r = 0; r < rows; r++) dequant_row((int)t->type, t->data + r * row_bytes, out + r * ne0, (int)ne0);
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 1. The reference values                                                  */
+
+static void check_file(const char *shared, const char *tsv_name) {
+    char stem[256], name[512];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(tsv_name) - 4), tsv_name);
+    char *tsv_rel = join("reference/dequant", tsv_name), *tsv = join(shared, tsv_rel);
+    char gguf_rel[300];
+    snprintf(gguf_rel, sizeof gguf_rel, "models/gguf/%s.gguf", stem);
+    char *gguf = join(shared, gguf_rel);
+    FILE *f = fopen(tsv, "r");
+    if (!f || access(gguf, R_OK) != 0) {
+        snprintf(name, sizeof name, "%s: decode every listed tensor", stem);
+        SKIP(name, "file not found");
+        if (f) fclose(f);
+        free(tsv_rel); free(tsv); free(gguf);
+        return;
+    }
+    GgufFile *g = gguf_open(gguf);
+    size_t cap = 1 << 16;
+    char *line = xmalloc(cap);
+    while (fgets(line, (int)cap, f)) {
+        char *tensor = strtok(line, "\t"), *type = strtok(NULL, "\t"), *shape = strtok(NULL, "\t");
+        char *values = strtok(NULL, "\n");
+        if (!tensor || !type || !shape || !values) continue;
+        snprintf(name, sizeof name, "%s %s (%s %s): 768 values bit-equal to llama.cpp's", stem, tensor, type, shape);
+        const GgufTensor *t = gguf_find_tensor(g, tensor);
+        unsigned long ne0 = 0, ne1 = 0;
+        sscanf(shape, "%lux%lu", &ne0, &ne1);
+        if (!t || t->ne[0] != ne0 || t->ne[1] != ne1 || strcmp(gguf_tensor_type_name(t->type), type) != 0 ||
+            quant_block_size((int)t->type) == 0) {
+            CHECK(name, 0, "tensor missing, of another shape or type, or a type chapter 5 does not decode");
+            continue;
+        }
+        size_t last = 2 * ne0 + 287, rows = (last > 511 ? last : 511) / ne0 + 1;
+        if (rows > ne1) rows = ne1;
+        float *dec = decode_rows(t, rows);
+        int bad = -1, n = 0;
+        float want = 0, got = 0;
+        char *p = values;
+        for (int i = 0; i < 768; i++, n++) {
+            char *end;
+            want = strtof(p, &end);
+            if (end == p) break;
+            p = end;
+            size_t idx = i < 512 ? (size_t)i : 2 * ne0 + 32 + (size_t)(i - 512);
+            if (idx >= rows * ne0) break;
+            got = dec[idx];
+            if (memcmp(&want, &got, 4) != 0) {
+                bad = i;
+                break;
+            }
+        }
+        CHECK(name, bad < 0 && n == 768, "value %d: ours %.9g, llama.cpp %.9g (%d values read)", bad, got, want, n);
+        free(dec);
+    }
+    free(line);
+    fclose(f);
+    gguf_close(g);
+    free(tsv_rel); free(tsv); free(gguf);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void check_references(const char *shared) {
+    char *dir = join(shared, "reference/dequant");
+    DIR *d = opendir(dir);
+    if (!d) {
+        SKIP("dequantization references", "reference/dequant not found");
+        free(dir);
+        return;
+    }
+    char *names[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".tsv") == 0) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        check_file(shared, names[i]);
+        free(names[i]);
+    }
+    free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. Activation rounding                                                   */
+
+static void check_activation_rounding(void) {
+    float x[QK_K];
+    BlockQ8 q8[QK_K / QK], xq[QK_K / QK];
+    /* Q8_0 activations are chapter 3's quantizer: amax 127 makes the factor exactly 1, and x = k + 0.5
+     * rounds away from zero (roundf) */
+    for (int j = 0; j < QK; j++) x[j] = j == 0 ? 127.0f : (float)(j % 8) - 3.5f; /* -3.5 .. 3.5 */
+    quantize_q8(q8, x, QK);
+    int away = q8[0].qs[0] == 127 && q8[0].qs[1] == -3 && q8[0].qs[2] == -2 && q8[0].qs[3] == -1 && q8[0].qs[4] == 1 &&
+               q8[0].qs[5] == 2 && q8[0].qs[6] == 3 && q8[0].qs[7] == 4;
+    CHECK("Q8_0 activations (chapter 3's quantizer): ties round away from zero (-2.5 -> -3, 0.5 -> 1)", away,
+          "got %d %d %d %d %d %d %d", q8[0].qs[1], q8[0].qs[2], q8[0].qs[3], q8[0].qs[4], q8[0].qs[5], q8[0].qs[6], q8[0].qs[7]);
+    for (int j = 0; j < QK_K; j++) x[j] = (float)((j * 53) % 97 - 48) / 7.0f;
+    quantize_q8(q8, x, QK_K);
+    simd_quantize_q8(xq, x, QK_K);
+    CHECK("simd_quantize_q8 gives quantize_q8's bytes", memcmp(q8, xq, sizeof q8) == 0, "bytes differ");
+    memset(x, 0, sizeof x);
+    quantize_q8(q8, x, QK);
+    CHECK("Q8_0 activations: a block of zeros has scale 0 and quants 0", q8[0].d == 0 && q8[0].qs[5] == 0, "d %u", q8[0].d);
+
+    BlockQ8_K k8;
+    for (int j = 0; j < QK_K; j++) x[j] = (float)((j * 37) % 101 - 50) / 10.0f; /* -5.0 .. 5.0 */
+    x[7] = -12.7f;                                                               /* the extreme, negative */
+    quantize_q8_K(x, &k8, QK_K);
+    int sums_ok = 1;
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += k8.qs[16 * g + j];
+        sums_ok &= s == k8.bsums[g];
+    }
+    /* the extreme m itself becomes m·(-127/m) = -127, whatever its sign */
+    CHECK("Q8_K activations: scale from the signed extreme, d = 1/(-127/m), bsums", k8.qs[7] == -127 &&
+          k8.d == 1.0f / (-127.0f / -12.7f) && sums_ok && k8.qs[0] == round_half_even(x[0] * (-127.0f / -12.7f)),
+          "q[7] %d d %g sums %d", k8.qs[7], k8.d, sums_ok);
+    for (int j = 0; j < QK_K; j++) x[j] = -x[j];
+    quantize_q8_K(x, &k8, QK_K);
+    CHECK("Q8_K activations: a positive extreme maps to -127 too, with d < 0", k8.qs[7] == -127 && k8.d < 0, "q[7] %d d %g", k8.qs[7], k8.d);
+    memset(x, 0, sizeof x);
+    quantize_q8_K(x, &k8, QK_K);
+    CHECK("Q8_K activations: zeros give d 0", k8.d == 0.0f && k8.qs[3] == 0 && k8.bsums[2] == 0, "d %g", k8.d);
+    float r[4] = {1.0f, 1.0009765625f, 1.00048828125f, 65520.0f}, y[4];
+    round_to_f16(r, y, 4);
+    CHECK("F16 activations: rounded to the nearest half, ties to even", y[0] == 1.0f && y[1] == 1.0009765625f &&
+          y[2] == 1.0f && isinf(y[3]), "%g %g %g %g", y[0], y[1], y[2], y[3]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Dot products against a double-precision sum                           */
+
+static uint64_t rng_state = 88172645463325252ull;
+static float rnd(void) { /* xorshift64*, uniform in [-1, 1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((rng_state * 2685821657736338717ull) >> 40) / 8388608.0f - 1.0f;
+}
+
+/** Our dot of row @p r of @p t with activations x, and the exact sum it stands for. */
+static void dot_both(const GgufTensor *t, size_t r, const float *x, double *ours, double *exact, double *mag) {
+    int n = (int)t->ne[0], type = (int)t->type;
+    const uint8_t *row = t->data + r * quant_row_bytes(type, (size_t)n);
+    float *w = xmalloc(sizeof(float) * (size_t)n), *xd = xmalloc(sizeof(float) * (size_t)n);
+    dequant_row(type, row, w, n);
+    BlockQ8 *q8 = xmalloc(sizeof(BlockQ8) * (size_t)(n / QK + 1));
+    BlockQ8_K *k8 = xmalloc(sizeof(BlockQ8_K) * (size_t)(n / QK_K + 1));
+    switch (type) {
+    case Q_F32: memcpy(xd, x, sizeof(float) * (size_t)n); *ours = dot_f32_c((const float *)row, x, n); break;
+    case Q_F16: round_to_f16(x, xd, n); *ours = dot_f16_c((const uint16_t *)row, xd, n); break;
+    case Q_Q8_0: case Q_Q4_0: case Q_Q5_0: {
+        quantize_q8(q8, x, n);
+        dequantize_q8(xd, q8, n);
+        float *scales = xmalloc(sizeof(float) * (size_t)(n / QK));
+        for (int b = 0; b < n / QK; b++) scales[b] = fp16_to_float(q8[b].d);
+        *ours = type == Q_Q8_0 ? dot_q8((const BlockQ8 *)row, q8, n / QK)
+              : type == Q_Q4_0 ? dot_q4_0_c((const BlockQ4_0 *)row, q8, scales, NULL, n / QK)
+                               : dot_q5_0_c((const BlockQ5_0 *)row, q8, scales, NULL, n / QK);
+        free(scales);
+        break;
+    }
+    case Q_Q4_K: case Q_Q6_K:
+        quantize_q8_K(x, k8, n);
+        for (int b = 0; b < n / QK_K; b++)
+            for (int j = 0; j < QK_K; j++) xd[b * QK_K + j] = k8[b].d * (float)k8[b].qs[j];
+        *ours = type == Q_Q4_K ? dot_q4_K_c((const BlockQ4_K *)row, k8, n / QK_K) : dot_q6_K_c((const BlockQ6_K *)row, k8, n / QK_K);
+        break;
+    }
+    *exact = 0;
+    *mag = 0;
+    for (int i = 0; i < n; i++) {
+        *exact += (double)w[i] * (double)xd[i];
+        *mag += fabs((double)w[i] * (double)xd[i]);
+    }
+    free(w); free(xd); free(q8); free(k8);
+}
+
+static void check_dots(const char *shared) {
+    static const struct { const char *file, *tensor; } rows[] = {
+        {"models/gguf/syn-k256-f32.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/syn-k256-f16.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/syn-k256-q8_0.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/syn-k256-q4_0.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/stories260K-q4_k_m.gguf", "blk.0.attn_q.weight"}, /* Q5_0 */
+        {"models/gguf/syn-k256-q4_k_m.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/syn-k256-q6_k.gguf", "blk.0.ffn_down.weight"},
+    };
+    char name[300];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *p = join(shared, rows[i].file);
+        if (access(p, R_OK) != 0) {
+            snprintf(name, sizeof name, "dot product on %s", rows[i].file);
+            SKIP(name, "file not found");
+            free(p);
+            continue;
+        }
+        GgufFile *g = gguf_open(p);
+        const GgufTensor *t = gguf_find_tensor(g, rows[i].tensor);
+        snprintf(name, sizeof name, "plain-C %s dot product = the exact sum of its decoded operands (%s)",
+                 t ? gguf_tensor_type_name(t->type) : "?", rows[i].file);
+        double worst = 0;
+        if (t) {
+            int n = (int)t->ne[0];
+            float *x = xmalloc(sizeof(float) * (size_t)n);
+            for (size_t r = 0; r < 16 && r < t->ne[1]; r++) {
+                for (int j = 0; j < n; j++) x[j] = rnd() * (j % 7 == 0 ? 4.0f : 1.0f);
+                double ours = 0, exact, mag;
+                dot_both(t, r, x, &ours, &exact, &mag);
+                double rel = fabs(ours - exact) / (mag > 0 ? mag : 1);
+                if (rel > worst) worst = rel;
+            }
+            free(x);
+        }
+        CHECK(name, t && worst < 1e-5, "worst |ours - exact| / sum|w x| = %.3g", worst);
+        gguf_close(g);
+        free(p);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. The reference quantizers give back llama-quantize's bytes             */
+
+static void check_requantize(const char *shared) {
+    static const struct { const char *file, *tensor; int type; } cases[] = {
+        {"models/gguf/llama2xs-q8_0.gguf", "blk.0.ffn_down.weight", Q_Q8_0},
+        {"models/gguf/llama2xs-q4_0.gguf", "blk.0.ffn_down.weight", Q_Q4_0},
+        {"models/gguf/syn-k256-q4_0.gguf", "blk.1.ffn_gate.weight", Q_Q4_0},
+    };
+    char name[300];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = join(shared, cases[i].file);
+        char *f32 = xmalloc(strlen(p) + 8);
+        strcpy(f32, p);
+        char *dash = strrchr(f32, '-');
+        strcpy(dash, "-f32.gguf");
+        snprintf(name, sizeof name, "%s %s: llama.cpp's reference quantizer on the f32 weights gives the file's bytes",
+                 cases[i].file, cases[i].tensor);
+        if (access(p, R_OK) != 0 || access(f32, R_OK) != 0) {
+            SKIP(name, "file not found");
+            free(p); free(f32);
+            continue;
+        }
+        GgufFile *g = gguf_open(p), *gf = gguf_open(f32);
+        const GgufTensor *t = gguf_find_tensor(g, cases[i].tensor), *tf = gguf_find_tensor(gf, cases[i].tensor);
+        int ok = t && tf && (int)t->type == cases[i].type && tf->type == GGML_F32;
+        if (ok) {
+            size_t n = (size_t)tf->n_elements;
+            float *x = xmalloc(sizeof(float) * n);
+            memcpy(x, tf->data, sizeof(float) * n);
+            uint8_t *q = xmalloc(quant_row_bytes(cases[i].type, n));
+            if (cases[i].type == Q_Q8_0) quantize_q8((BlockQ8 *)q, x, (int)n);
+            else quantize_q4_0(x, (BlockQ4_0 *)q, (int)n);
+            ok = t->n_bytes == quant_row_bytes(cases[i].type, n) && memcmp(q, t->data, t->n_bytes) == 0;
+            free(x);
+            free(q);
+        }
+        CHECK(name, ok, "bytes differ");
+        gguf_close(g);
+        gguf_close(gf);
+        free(p);
+        free(f32);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *shared = argc > 1 ? argv[1] : "../shared";
+    check_references(shared);
+    check_activation_rounding();
+    check_dots(shared);
+    check_requantize(shared);
+    return UNIT_EXIT();
+}
