@@ -514,6 +514,25 @@ static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
 
 /** Rows [begin, end) of a matmul step (a ThreadTask): every output row by exactly one thread. */
 static void matmul_rows(void *arg, int begin, int end, int thread) {
+    /* EXERCISE 4.1 BEGIN: a thread's share of a matmul step
+     * Task: Compute the outputs of indices begin..end-1 of the step's index range. Without
+     *   SwiGLU the range is the rows of part 0, then those of part 1, then part 2 (wq, wk
+     *   and wv share one step): index k is a row of the part it falls in, counted from that
+     *   part's first index. With t->swiglu, index i is row i of both part 0 (w1) and part 1
+     *   (w3); afterwards apply swiglu() to elements begin..end-1 of the two outputs.
+     * Contract: arg is the MatmulTask. The pool cuts the range into chunks and runs this on
+     *   several threads at once, each with its own [begin, end): write the outputs of those
+     *   indices and nothing else, each with matmul_row() (it picks the kernel). thread is
+     *   the worker's number, not needed here.
+     * Hint: For part p, intersect [begin, end) with [first, first + n_out), where first is
+     *   the number of rows of the parts before it; the intersection may be empty.
+     * Graded: The logits come from several threads (syn-k256 has steps big enough to be
+     *   shared), but a thread that computes every row gives the same logits, only slower
+     *   and racing the others. So the probe (tools/grade/probe_04.c) also calls
+     *   matmul_rows() on small hand-made steps: every way the pool cuts a range must give
+     *   every row, and a range alone must write exactly its own rows.
+     * Stub: (void)arg; (void)begin; (void)end; (void)thread; (void)matmul_row; (void)swiglu;
+     */
     const MatmulTask *t = arg;
     (void)thread;
     if (t->swiglu) {
@@ -532,6 +551,7 @@ static void matmul_rows(void *arg, int begin, int end, int thread) {
         for (int i = lo; i < hi; i++) part->out[i - first] = matmul_row(t, part, i - first);
         first += part->n_out;
     }
+    /* EXERCISE 4.1 END */
 }
 
 /**

@@ -423,10 +423,23 @@ static void free_activations(Activations *a) {
 
 /** out = x / sqrt(mean(x²) + eps) * weight. */
 static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    /* EXERCISE 1.1 BEGIN: RMSNorm
+     * Task: Normalise x by its root mean square, then scale each element by its weight:
+     *   out[i] = weight[i] * (x[i] / sqrt(mean(x[0..n-1]^2) + eps)).
+     * Contract: x, weight and out hold n floats each; out may be the same array as x
+     *   (the final norm in model_forward() works in place).
+     * Hint: Sum the squares in a float, left to right; compute scale = 1 / sqrtf(...)
+     *   once, then out[i] = weight[i] * (scale * x[i]): that order matches llama2.c
+     *   bit for bit.
+     * Graded: Every layer normalises twice and the output once, so a wrong norm shows
+     *   in the logits from position 0 on.
+     * Stub: (void)out; (void)x; (void)weight; (void)n; (void)eps;
+     */
     float sum_sq = 0.0f;
     for (int i = 0; i < n; i++) sum_sq += x[i] * x[i];
     float scale = 1.0f / sqrtf(sum_sq / n + eps);
     for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+    /* EXERCISE 1.1 END */
 }
 
 /** Row @p row of @p m as fp32, decoded exactly (as llama.cpp's get_rows). */
@@ -538,6 +551,25 @@ static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
 
 /** Rows [begin, end) of a matmul step (a ThreadTask): every output row by exactly one thread. */
 static void matmul_rows(void *arg, int begin, int end, int thread) {
+    /* EXERCISE 4.1 BEGIN: a thread's share of a matmul step
+     * Task: Compute the outputs of indices begin..end-1 of the step's index range. Without
+     *   SwiGLU the range is the rows of part 0, then those of part 1, then part 2 (wq, wk
+     *   and wv share one step): index k is a row of the part it falls in, counted from that
+     *   part's first index. With t->swiglu, index i is row i of both part 0 (w1) and part 1
+     *   (w3); afterwards apply swiglu() to elements begin..end-1 of the two outputs.
+     * Contract: arg is the MatmulTask. The pool cuts the range into chunks and runs this on
+     *   several threads at once, each with its own [begin, end): write the outputs of those
+     *   indices and nothing else, each with matmul_row() (it picks the kernel). thread is
+     *   the worker's number, not needed here.
+     * Hint: For part p, intersect [begin, end) with [first, first + n_out), where first is
+     *   the number of rows of the parts before it; the intersection may be empty.
+     * Graded: The logits come from several threads (syn-k256 has steps big enough to be
+     *   shared), but a thread that computes every row gives the same logits, only slower
+     *   and racing the others. So the probe (tools/grade/probe_04.c) also calls
+     *   matmul_rows() on small hand-made steps: every way the pool cuts a range must give
+     *   every row, and a range alone must write exactly its own rows.
+     * Stub: (void)arg; (void)begin; (void)end; (void)thread; (void)matmul_row; (void)swiglu;
+     */
     const MatmulTask *t = arg;
     (void)thread;
     if (t->swiglu) {
@@ -556,6 +588,7 @@ static void matmul_rows(void *arg, int begin, int end, int thread) {
         for (int i = lo; i < hi; i++) part->out[i - first] = matmul_row(t, part, i - first);
         first += part->n_out;
     }
+    /* EXERCISE 4.1 END */
 }
 
 /**
@@ -817,21 +850,49 @@ const ModelConfig *model_config(const Model *m) { return &m->cfg; }
  * position is always run again, because its stream (not cached) makes the logits.
  */
 static int reusable_prefix(const Activations *a, const int *tokens, int n) {
+    /* EXERCISE 2.1 BEGIN: the reuse rule
+     * Task: Return how many leading positions of tokens[0..n-1] the cache can keep:
+     *   the length of the common prefix of tokens and a->cached[0..a->n_cached-1].
+     * Contract: At most n - 1, because the last position is always run again (its
+     *   stream, which is not cached, makes the logits); 0 when the first tokens differ.
+     * Hint: A new prompt or a rewind shares only a prefix with the cache; the slots
+     *   after it hold another sequence's keys and values and must be recomputed.
+     * Graded: Teacher forcing only ever extends the sequence, so the probe
+     *   (tools/grade/probe_02.c) also calls reusable_prefix() on small cache states (an
+     *   extension, a rewind, a new prompt, an empty cache) and checks that a sequence
+     *   that diverges from the cache gives a fresh model's logits.
+     * Stub: (void)a; (void)tokens; (void)n; return 0;
+     */
     int same = 0;
     while (same < a->n_cached && same < n - 1 && a->cached[same] == tokens[same]) same++;
     return same;
+    /* EXERCISE 2.1 END */
 }
 
 /** Only the positions the cache has not seen: O(1) position passes per generated token. */
 const float *model_forward(Model *m, const int *tokens, int n) {
     const ModelConfig *c = &m->cfg;
     Activations *a = &m->a;
+    /* EXERCISE 2.2 BEGIN: the cache write
+     * Task: Run through forward_position() only the positions the cache lacks, from
+     *   reusable_prefix(a, tokens, n) to n - 1 (it writes their keys and values into
+     *   the cache), and record which tokens the cache now holds.
+     * Contract: Afterwards a->n_cached == n and a->cached[0..n-1] == tokens[0..n-1],
+     *   and a->x holds the stream of position n - 1 (the lines below make the logits).
+     * Hint: Chapter 1 ran this loop from position 0 on every call; what changes is
+     *   where it starts, and the bookkeeping after it.
+     * Graded: Recomputing everything gives the right logits too, only slowly, so the
+     *   probe (tools/grade/probe_02.c) spoils cached keys after a call and expects the
+     *   next call's logits to change; it also checks the logits after a new prompt.
+     * Stub: (void)a; (void)tokens; (void)n; (void)reusable_prefix; (void)forward_position;
+     */
     int start = reusable_prefix(a, tokens, n); /* a new prompt or a rewind rolls the cache back */
     for (int pos = start; pos < n; pos++) {
         forward_position(m, tokens[pos], pos);
         a->cached[pos] = tokens[pos];
     }
     a->n_cached = n;
+    /* EXERCISE 2.2 END */
     rmsnorm(m->a.x, m->a.x, m->w.rms_final, c->dim, c->rms_eps);
     matmul(m, m->a.logits, m->a.x, &m->w.wcls);
     return m->a.logits;

@@ -121,6 +121,28 @@ static int read_u64(Reader *r, uint64_t *v, const char *what) {
 
 /** A length-prefixed string of at most @p cap bytes; *s points into the buffer. */
 static int read_string(Reader *r, const char **s, uint64_t *len, uint64_t cap, const char *what) {
+    /* EXERCISE 5.2 BEGIN: the GGUF string and array readers
+     * Task: Read a GGUF string at r->pos: a u64 length, then that many bytes (no NUL).
+     *   Point *s at the bytes inside the buffer, store the length in *len and move r->pos
+     *   past them. Then, in read_kv() below, read an array value: its element type (u32),
+     *   its count (u64), then skip its elements (strings one by one, with their lengths;
+     *   bools one by one, each 0 or 1), recording where they start and how many bytes
+     *   they take.
+     * Contract: Trust nothing in the file: a length over cap, or more bytes than the
+     *   buffer has left, is an error (return fail(r, ...) or the -1 of need()/read_u64()),
+     *   never a read outside the buffer. Arrays: no arrays of arrays, no unknown element
+     *   type, and a count that cannot fit in the bytes left is refused before any loop
+     *   runs over it (a count of 2^60 must not take 2^60 steps).
+     * Hint: need(r, n, what) checks that n more bytes are there. Compare lengths with what
+     *   is left, r->size - r->pos, never compute r->pos + len: it can wrap around.
+     * Graded: The model's metadata and vocabulary go through these readers, so the logits
+     *   show most mistakes; the probe (tools/grade/probe_05.c) also parses hand-made GGUF
+     *   buffers that end at a guard page: valid strings and arrays must read back right,
+     *   and each malformed one (a string or an array longer than the file, a length of
+     *   2^64 - 1, an array of arrays, an unknown element type, a bool of 2) must be refused
+     *   with an error, without a crash.
+     * Stub: *s = NULL; *len = 0; (void)cap; return fail(r, "%s: strings are not read yet", what);
+     */
     if (read_u64(r, len, what)) return -1;
     if (*len > cap)
         return fail(r, "%s at byte %llu is %llu bytes long; the limit is %llu", what,
@@ -129,6 +151,7 @@ static int read_string(Reader *r, const char **s, uint64_t *len, uint64_t cap, c
     *s = (const char *)(r->data + r->pos);
     r->pos += *len;
     return 0;
+    /* EXERCISE 5.2 END */
 }
 
 /** A printable, shortened copy of @p len bytes, for messages. */
@@ -195,6 +218,9 @@ static int read_kv(Reader *r, GgufKV *kv, uint64_t index) {
         kv->value_len = r->pos - start;
         return 0;
     }
+    /* EXERCISE 5.2 BEGIN (the array: element type, count, then its elements)
+     * Stub: return fail(r, "key %s: arrays are not read yet", k);
+     */
     if (read_u32(r, &kv->elem_type, "an array element type")) return -1;
     if (kv->elem_type == GGUF_ARRAY) return fail(r, "key %s is an array of arrays, which is not supported", k);
     if (kv->elem_type >= GGUF_N_VALUE_TYPES)
@@ -218,6 +244,7 @@ static int read_kv(Reader *r, GgufKV *kv, uint64_t index) {
     kv->value = r->data + start;
     kv->value_len = r->pos - start;
     return 0;
+    /* EXERCISE 5.2 END */
 }
 
 /* ------------------------------------------------------------------------ */

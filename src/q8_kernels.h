@@ -304,6 +304,25 @@ static inline int32_t sum_lanes(__m256i v) {
  * the sum one by one, left to right, exactly as dot_q8 adds them.
  */
 static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float *xd, int n_blocks) {
+    /* EXERCISE 4.2 BEGIN: the SIMD Q8_0 dot product
+     * Task: dot_q8() with SIMD, for the kernels this build compiles (`build/ch04 -n 0 -v`
+     *   names them: this x86 version serves AVX2 and AVX-512, the next one NEON; the
+     *   plain-C build just calls dot_q8()). Blocks in groups of 8 (NEON: 4):
+     *   their integer sums in lanes with block_products() and sum_8x8(), the products
+     *   isum * (d_w * d_x) in lanes (the weight scales with _mm256_cvtph_ps(), x's scales
+     *   from xd); then add those products to the sum one at a time, in block order; the
+     *   last n_blocks % 8 blocks one by one, as dot_q8() does.
+     * Contract: The result must equal dot_q8(w, x, n_blocks) bit for bit, for every
+     *   n_blocks >= 0: xd[b] is x[b]'s scale as a float. Lanes never split a float sum
+     *   (see the chapter's rule): integer sums may be added in any order, float ones
+     *   only in dot_q8()'s.
+     * Hint: A horizontal add of the 8 products (hadd, or a reduce intrinsic) sums them
+     *   in another order: close, and not the same bits.
+     * Graded: The probe (tools/grade/probe_04.c) compares simd_dot_q8() with dot_q8() on
+     *   rows of 0 to 40 blocks (every remainder of 8), pseudo-random and extreme, bit for
+     *   bit; the logits must equal the unmodified chapter's exactly.
+     * Stub: (void)w; (void)x; (void)xd; (void)n_blocks; return 0.0f;
+     */
     float sum = 0.0f;
     int b = 0;
     for (; b + 8 <= n_blocks; b += 8) {
@@ -320,6 +339,7 @@ static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float 
     for (; b < n_blocks; b++) /* the last n_blocks % 8 blocks one at a time */
         sum += (float)sum_lanes(block_products(load_qs(w + b), load_qs(x + b))) * (half_to_float(w[b].d) * xd[b]);
     return sum;
+    /* EXERCISE 4.2 END */
 }
 #elif SIMD_NEON
 /** An IEEE half to float: the CPU's own conversion (exact). */
@@ -345,6 +365,9 @@ static inline int32x4_t block_products(const BlockQ8 *w, const BlockQ8 *x) {
 
 /** dot_q8 with SIMD, four blocks at a time; the same arithmetic as the x86 version above. */
 static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float *xd, int n_blocks) {
+    /* EXERCISE 4.2 BEGIN (NEON: four blocks at a time, with vpaddq_s32 and vcvt_f32_f16)
+     * Stub: (void)w; (void)x; (void)xd; (void)n_blocks; return 0.0f;
+     */
     float sum = 0.0f;
     int b = 0;
     for (; b + 4 <= n_blocks; b += 4) {
@@ -360,11 +383,16 @@ static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float 
     for (; b < n_blocks; b++)
         sum += (float)vaddvq_s32(block_products(w + b, x + b)) * (half_to_float(w[b].d) * xd[b]);
     return sum;
+    /* EXERCISE 4.2 END */
 }
 #else
 static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float *xd, int n_blocks) {
+    /* EXERCISE 4.2 BEGIN (plain C, SIMD=0 or another CPU: chapter 3's dot product)
+     * Stub: (void)w; (void)x; (void)xd; (void)n_blocks; return 0.0f;
+     */
     (void)xd;
     return dot_q8(w, x, n_blocks);
+    /* EXERCISE 4.2 END */
 }
 #endif
 

@@ -107,10 +107,27 @@ _Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K is 292 bytes");
 
 /** Q4_0 block → 32 signed quants in weight order (−8..7). */
 static inline void unpack_q4_0(const BlockQ4_0 *b, int8_t q[QK]) {
+    /* EXERCISE 5.1 BEGIN: the Q4_0 block
+     * Task: Unpack one Q4_0 block (18 bytes: the fp16 scale d, then 16 bytes qs holding
+     *   32 4-bit quants) into its 32 signed quants in weight order; then, in
+     *   dequant_q4_0() below, turn n / 32 blocks into n floats: weight = d * quant.
+     * Contract: Weight j < 16 is the low nibble of qs[j], weight j + 16 its high nibble
+     *   (not j's neighbour: llama.cpp's layout), each minus 8, so quants are -8..7.
+     *   dequant_q4_0() must give ggml's exact values: (float)q * d, d from fp16_to_float().
+     * Hint: The nibbles are unsigned 0..15; subtract 8 after masking or shifting. Pairs
+     *   (qs[j] & 15, qs[j] >> 4) as weights 2j and 2j+1 is the classic mistake.
+     * Graded: The token embedding of llama2xs-q4_0.gguf is Q4_0, so the logits show a
+     *   mistake from position 0 on; the probe (tools/grade/probe_05.c) also unpacks and
+     *   dequantizes hand-made blocks (each nibble alone, a negative scale, several blocks)
+     *   against the values of ggml's dequantize_row_q4_0, and checks that the plain-C
+     *   Q4_0 dot product, which uses unpack_q4_0(), equals the SIMD one bit for bit.
+     * Stub: (void)b; memset(q, 0, QK);
+     */
     for (int j = 0; j < QK / 2; j++) {
         q[j] = (int8_t)((b->qs[j] & 15) - 8);
         q[j + QK / 2] = (int8_t)((b->qs[j] >> 4) - 8);
     }
+    /* EXERCISE 5.1 END */
 }
 
 /** Q5_0 block → 32 signed quants in weight order (−16..15). */
@@ -165,12 +182,16 @@ static inline void dequant_f16(const uint16_t *in, float *out, int n) {
 }
 
 static inline void dequant_q4_0(const BlockQ4_0 *in, float *out, int n) {
+    /* EXERCISE 5.1 BEGIN (dequantizing a row of Q4_0 blocks with unpack_q4_0())
+     * Stub: (void)in; memset(out, 0, sizeof(float) * (size_t)n);
+     */
     int8_t q[QK];
     for (int b = 0; b < n / QK; b++) {
         float d = fp16_to_float(in[b].d);
         unpack_q4_0(&in[b], q);
         for (int j = 0; j < QK; j++) out[b * QK + j] = (float)q[j] * d;
     }
+    /* EXERCISE 5.1 END */
 }
 
 static inline void dequant_q5_0(const BlockQ5_0 *in, float *out, int n) {

@@ -1,7 +1,8 @@
 # The book and its exercises.
 #
 #  - Exercises, for every chapter whose source has EXERCISE markers: the starter that
-#    `make student` writes compiles without warnings; the unmodified chapter, graded as if a
+#    `make student` writes (the chapter, and its copies of the src/ files that
+#    tools/grade/chapters.tsv names for it) compiles without warnings; the unmodified chapter, graded as if a
 #    student had written it, passes every exercise; the blank starter fails every exercise
 #    (and for the right reason: it compiles, then computes the wrong thing).
 #  - `make docs` (tools/book.sh) builds the book with no Doxygen warning at all.

@@ -104,11 +104,11 @@ grader_text() {
     local cfg models positions max_diff min_top1 max_kl greedy probe threads chain prev
     cfg=$(awk -F '\t' -v ch="$1" '$1 == ch' tools/grade/chapters.tsv)
     [ -z "$cfg" ] && { echo "Nothing yet: chapter $(num "$1") has no line in tools/grade/chapters.tsv."; return; }
-    IFS=$'\t' read -r _ models positions max_diff min_top1 max_kl greedy probe threads <<<"$cfg"
+    IFS=$'\t' read -r _ models positions max_diff min_top1 max_kl greedy probe threads _ <<<"$cfg"
     [ "${threads:--}" = - ] && threads=
     printf '%s' "\`make grade CH=$(num "$1")\` builds, for each exercise, the unmodified chapter with only that exercise's body taken from your file, and then your whole file. Each must compile; "
     printf '%s' "its teacher-forced logits over $positions positions (on ${models%%,*}$([ "$models" != "${models%%,*}" ] && echo ", else ${models##*,}")${threads:+, with $threads threads}) must agree with the unmodified chapter's"
-    [ "$max_diff" != - ] && printf '%s' " within a max |diff| of $max_diff"
+    case $max_diff in -) ;; 0) printf '%s' " bit for bit (max |diff| 0)" ;; *) printf '%s' " within a max |diff| of $max_diff" ;; esac
     [ "$min_top1" != - ] && printf '%s' ", with the same argmax at a share of at least $min_top1 of the positions"
     [ "$max_kl" != - ] && printf '%s' ", with a mean KL divergence of at most $max_kl"
     chain=$(awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6 }' tests/chain.tsv)
@@ -223,16 +223,22 @@ rm -f "$GEN/bench.tmp"
 
 # ---------------------------------------------------------------------------------------------
 # Links into the annotated source: one alias per function of every chapter.
+# A chapter's own functions come first; then those of the src/ headers it includes (chapter
+# 4's kernels live in src/q8_kernels.h), each linking into that header's annotated source.
 ALIASES=""
 for f in $CHAPTERS; do
     nn=$(nn_of "$f")
-    page=$(source_page "$f")
-    ALIASES="$ALIASES$(awk -v nn="$nn" -v page="$page" '
+    srcs=$f
+    for h in $(sed -n 's/^#include "\([^"]*\.h\)".*/\1/p' "$f"); do [ -e "src/$h" ] && srcs="$srcs src/$h"; done
+    ALIASES="$ALIASES$(for g in $srcs; do echo "$(source_page "$g")"; cat "$g"; echo "@@end"; done | awk -v nn="$nn" '
+        page == "" { page = $0; line = 0; next }
+        $0 == "@@end" { page = ""; next }
+        { line++ }
         /^[A-Za-z].*[A-Za-z_0-9]+\(.*[,)] *\{? *$/ && !/^(if|for|while|return|typedef|#)/ {
             s = $0; sub(/\(.*/, "", s); n = split(s, w, /[ *]+/); name = w[n]
             if (name in seen) next; seen[name] = 1
-            printf "ALIASES += \"ch%s_%s=<a href=\\\"%s#l%05d\\\"><code>%s()</code></a>\"\n", nn, name, page, NR, name
-        }' "$f")
+            printf "ALIASES += \"ch%s_%s=<a href=\\\"%s#l%05d\\\"><code>%s()</code></a>\"\n", nn, name, page, line, name
+        }')
 "
 done
 

@@ -16,12 +16,13 @@
 # previous chapter (tests/chain.tsv) on teacher-forced logits (build/logits_cmp decides; the
 # report adds from which position on they differ), give the same greedy ids, and pass the
 # chapter's probe if it has one (tools/grade/chapters.tsv says which checks, on which model).
-# An exercise may also live in a file of src/ that the chapter uses (chapter 5's GGUF
-# reader, src/gguf.c): a src file with EXERCISE N.k markers of chapter N belongs to
-# chapter N's exercises. The starter then holds a copy of it too (student/gguf.c), and
-# every program is built with that copy in place of src's: each candidate is a folder
-# with the chapter, every header of src/ (so that any #include "x.h" finds the
-# candidate's version) and the marked .c files, whose objects replace build/obj's.
+# An exercise may also live in a file of src/ that the chapter uses (chapter 4's SIMD
+# kernels are in src/q8_kernels.h, chapter 5's GGUF reader is src/gguf.c): the chapter's
+# line in tools/grade/chapters.tsv names such files, and their EXERCISE N.k markers of
+# chapter N count. The starter then holds a copy of each too (student/gguf.c), and every
+# program is built with those copies in place of src's: each candidate is a folder with
+# the chapter, every header of src/ (so that any #include "x.h" finds the candidate's
+# version) and the named .c files, whose objects replace build/obj's.
 # Exit status 0 when everything passes, 1 when something fails, 2 on misuse.
 #
 # Environment (the Makefile's grade target sets it): CC, CFLAGS (the chapter's compile flags),
@@ -57,13 +58,18 @@ chapter_file() {
 # exercises FILE NN: "id<TAB>name<TAB>function<TAB>line<TAB>parts" for chapter NN's exercises
 exercises() { awk -v mode=list -v ch="$((10#$2))" -f "$EX_AWK" "$1"; }
 
-# exercise_files NN: the chapter's source, then every file of src/ with markers of its exercises
+# exercise_files NN: the chapter's source, then the files of src/ that hold some of its
+# exercises (the sources column of tools/grade/chapters.tsv)
 exercise_files() {
-    local ref f
+    local ref f sources
     ref=$(chapter_file "$1") || exit 2
     echo "$ref"
-    for f in src/*.c src/*.h; do
-        grep -q -E "/\* EXERCISE $((10#$1))\.[0-9]+ BEGIN" "$f" && echo "$f"
+    sources=$(awk -F '\t' -v ch="$1" '$1 == ch { print $10 }' tools/grade/chapters.tsv)
+    for f in ${sources//,/ }; do
+        [ "$f" = - ] && continue
+        case $f in src/*.c | src/*.h) ;; *) die "tools/grade/chapters.tsv, chapter $1: $f is not a file of src/" ;; esac
+        [ -e "$f" ] || die "tools/grade/chapters.tsv, chapter $1: $f not found"
+        echo "$f"
     done
     return 0
 }
@@ -120,7 +126,9 @@ cmd_student() {
             awk -v mode=starter -v ch="$((10#$nn))" -f "$EX_AWK" "$f"
         } >"$out.tmp" || { rm -f "$out.tmp"; die "could not write $out"; }
         mv "$out.tmp" "$out"
-        echo "wrote $out: $(exercises "$f" "$nn" | awk -F '\t' '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
+        local these
+        these=$(exercises "$f" "$nn" | awk -F '\t' '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+        echo "wrote $out${these:+: $these}"
     done
     echo "next: write the bodies, then \`make grade CH=$((10#$nn))\`"
 }
@@ -140,6 +148,14 @@ pick_model() {
     for name in ${1//,/ }; do
         case $name in
         tiny) [ -e "$BUILD/models/tiny.bin" ] && { echo "$BUILD/models/tiny.bin $BUILD/models/tok512.bin tiny"; return; } ;;
+        tiny-*.gguf) # the synthetic model converted (build/gguf_convert), once
+            local type=${name#tiny-} out=$BUILD/models/$name
+            type=${type%.gguf}
+            if [ ! -e "$out" ] && [ -x "$BUILD/gguf_convert" ] && [ -e "$BUILD/models/tiny.bin" ]; then
+                "$BUILD/gguf_convert" -m "$BUILD/models/tiny.bin" -z "$BUILD/models/tok512.bin" -o "$out.tmp" -t "$type" \
+                    >/dev/null 2>&1 && mv "$out.tmp" "$out"
+            fi
+            [ -e "$out" ] && { echo "$out - $name"; return; } ;;
         *.gguf) [ -e "$SHARED/models/gguf/$name" ] && { echo "$SHARED/models/gguf/$name - $name"; return; } ;;
         *) [ -e "$SHARED/models/$name.bin" ] && [ -e "$SHARED/models/tok512.bin" ] &&
             { echo "$SHARED/models/$name.bin $SHARED/models/tok512.bin $name"; return; } ;;
@@ -258,7 +274,7 @@ check_program() {
 check_probe() {
     local dir=$1 bin=$W/probe-$2 rc
     [ "$PROBE" = - ] && return
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2046
     if ! $CC $CFLAGS -O0 -w -DGRADE_SOURCE="\"$dir/$(basename "$REF")\"" -o "$bin" "tools/grade/$PROBE" \
         $(candidate_c_files "$dir") $CAND_LIB_OBJS $LDLIBS 2>"$bin.cc"; then
         echo "the probe (tools/grade/$PROBE) does not compile with this file: $(grep -m 1 'error' "$bin.cc" | cut -c1-200)"
@@ -290,7 +306,7 @@ candidate_c_files() {
 candidate() {
     local tag=$1 dir=$2 bin=$W/bin-$1 out=$W/result-$1 f same=1
     for f in $FILES; do grep -v '^#line ' "$dir/$(basename "$f")" | cmp -s - "$f" || same=0; done
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2046
     if [ "$same" = 1 ]; then
         cp "$BUILD/ch$NN" "$bin"
     elif ! $CC $CFLAGS -o "$bin" "$dir/$(basename "$REF")" $(candidate_c_files "$dir") $MAIN_OBJ $CAND_LIB_OBJS $LDLIBS \
@@ -336,7 +352,7 @@ cmd_grade() {
     done
     cfg=$(config "$nn")
     [ -n "$cfg" ] || die "chapter $CH has no line in tools/grade/chapters.tsv"
-    IFS=$'\t' read -r _ models POSITIONS MAX_DIFF MIN_TOP1 MAX_KL GREEDY PROBE THREADS <<<"$cfg"
+    IFS=$'\t' read -r _ models POSITIONS MAX_DIFF MIN_TOP1 MAX_KL GREEDY PROBE THREADS _ <<<"$cfg"
     [ "${THREADS:--}" = - ] && THREADS=
     cfg=$(pick_model "$models") || die "none of the models $models is available (run make)"
     read -r MODEL TOK MODEL_NAME <<<"$cfg"
@@ -355,9 +371,9 @@ cmd_grade() {
     token_ids "$POSITIONS" >"$W/ids"
     "$BUILD/ch$nn" "${RUN_ARGS[@]}" --logits "$W/ref.lgts" --tokens-file "$W/ids" 2>"$W/ref.err" ||
         die "the reference $BUILD/ch$nn failed: $(tail -n 1 "$W/ref.err")"
-    if [ -n "$PREV" ]; then
-        "$BUILD/ch$PREV" "${RUN_ARGS[@]}" --logits "$W/prev.lgts" --tokens-file "$W/ids" 2>"$W/prev.err" ||
-            die "$BUILD/ch$PREV failed: $(tail -n 1 "$W/prev.err")"
+    if [ -n "$PREV" ] && ! "$BUILD/ch$PREV" "${RUN_ARGS[@]}" --logits "$W/prev.lgts" --tokens-file "$W/ids" 2>"$W/prev.err"; then
+        # a chapter before the GGUF reader cannot read a GGUF model: compare with the chapter alone
+        case $MODEL in *.gguf) PREV= ;; *) die "$BUILD/ch$PREV failed: $(tail -n 1 "$W/prev.err")" ;; esac
     fi
     [ "$GREEDY" = same ] && { greedy "$BUILD/ch$nn" "$W/ref.ids" || die "the reference greedy run failed"; }
 
