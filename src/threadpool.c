@@ -1,22 +1,41 @@
 /**
  * @file threadpool.c
- * @brief The worker pool of threadpool.h: POSIX threads, C11 atomics, and a
- * spin-then-sleep handoff.
+ * @brief The worker pool of threadpool.h: POSIX threads, C11 atomics, one
+ * queue of chunks per thread, and a spin-then-sleep handoff.
  *
  * One job is in flight at a time. The caller writes it into plain fields of
- * the pool (task, arg, n) and then publishes it in one atomic word,
- * the ticket: the job's generation in the high 32 bits, its number of
- * chunks and the next chunk to hand out in the low ones. A thread takes a
- * chunk by advancing the ticket with compare-and-swap, and only then reads
- * the job's fields: the chunk it holds is not finished, so the caller cannot
- * have moved on to another job, and the swap (acquire) pairs with the
- * caller's publication (release), so the fields it reads are the new ones. A
- * worker that wakes up late finds the ticket of a later generation, or no
- * chunk left, and takes nothing. Each finished chunk is counted in `done`;
- * the caller, after taking chunks itself, waits until all are done (acquire),
- * which makes every chunk's results visible to it. Because chunks are taken,
- * not assigned, a thread that the operating system has put aside for a while
- * only delays the chunk it already holds.
+ * the pool (task, arg, n, chunks) and then hands every thread its share of the
+ * chunks: thread i gets a contiguous run of chunk numbers in its own queue, one
+ * atomic word on its own cache line holding the job's generation (high 32
+ * bits), the end of the run and the next chunk to take (16 bits each).
+ *
+ * A thread takes a chunk by adding 1 to a queue: the value before the add says
+ * which generation the chunk belongs to and which chunk it is. It empties its
+ * own queue first; that costs no contention, because no other thread touches
+ * that cache line while the owner is busy. Then it steals from the other
+ * queues, so a thread that the system has put aside for a while, or that
+ * sleeps, delays only the chunk it already holds: the others take the rest of
+ * its share. (An earlier version of this pool had one shared counter; on the
+ * 16-core machine the chunk-takes of 16 threads on one cache line cost about
+ * 10 microseconds per job, for some 110 jobs per token.)
+ *
+ * Why the job's fields are safe to read: a chunk that a thread holds is not
+ * finished, so the caller cannot have moved on to another job; the add
+ * (acquire) pairs with the caller's store of the queue word (release), so the
+ * fields the thread reads are those of the chunk's generation. A worker that
+ * looks late may take a chunk of a later job than the one it woke up for; it
+ * simply runs that one. An add to an empty queue takes nothing (the next chunk
+ * is past the end); it only raises the count past the end, which 16 bits have
+ * room for, since each thread finds each queue empty at most once per job.
+ *
+ * When a thread finds every queue empty it reports how many chunks it ran in
+ * its own report word (generation and count, again on its own line), and the
+ * caller, after emptying the queues itself, adds up the reports of the current
+ * generation until they account for every chunk. All of a thread's chunks in
+ * one pass belong to one generation: the next job is published only when every
+ * chunk of this one is reported, and this thread has not reported yet. (A
+ * worker that woke late can make two passes over one generation; the second
+ * adds to the report of the first.)
  *
  * Waiting, on either side, first spins on an atomic for a bounded number of
  * pause instructions (tens of microseconds), then sleeps on a condition
@@ -39,6 +58,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -63,61 +83,87 @@
 #endif
 
 enum {
-    SPIN_LIMIT = 1 << 11,   /* pause instructions a waiter spins before it sleeps (tens of microseconds) */
-    CHUNKS_PER_THREAD = 4,  /* a few chunks each, so that a late thread's share is taken by the others */
-    MAX_CHUNKS = 0xffff,    /* chunk counts live in 16 bits of the ticket */
+    SPIN_LIMIT = 1 << 11,  /* pause instructions a waiter spins before it sleeps (tens of microseconds) */
+    CHUNKS_PER_THREAD = 4, /* a few chunks each, so that a late thread's share is taken by the others */
+    MAX_THREADS = 1024,    /* more are clamped to this */
+    MAX_CHUNKS = 0x7fff,   /* chunk numbers live in 16 bits, with room for one failed take per thread */
 };
 
-/* The ticket: generation << 32 | chunks << 16 | next chunk to take. */
-#define TICKET(gen, chunks, next) ((uint64_t)(gen) << 32 | (uint64_t)(chunks) << 16 | (uint64_t)(next))
-#define TICKET_GEN(t) ((uint32_t)((t) >> 32))
-#define TICKET_CHUNKS(t) ((int)(((t) >> 16) & 0xffff))
-#define TICKET_NEXT(t) ((int)((t)&0xffff))
+/* A queue word: generation << 32 | end << 16 | next chunk to take. */
+#define QUEUE(gen, end, next) ((uint64_t)(gen) << 32 | (uint64_t)(end) << 16 | (uint64_t)(next))
+#define QUEUE_GEN(q) ((uint32_t)((q) >> 32))
+#define QUEUE_END(q) ((int)(((q) >> 16) & 0xffff))
+#define QUEUE_NEXT(q) ((int)((q)&0xffff))
+
+/* A report word: generation << 32 | chunks run. */
+#define REPORT(gen, count) ((uint64_t)(gen) << 32 | (uint64_t)(count))
+
+/*
+ * A line that one thread writes is taken away from every other thread's
+ * cache, so each thread's queue and report, and the job's description (read
+ * by all, written once per job), get cache lines of their own.
+ */
+#define CACHE_LINE 64
+typedef struct {
+    _Alignas(CACHE_LINE) _Atomic uint64_t queue; /* this thread's chunks of the current job */
+    _Alignas(CACHE_LINE) _Atomic uint64_t report; /* what it ran, once it found nothing left */
+} Slot;
 
 struct ThreadPool {
-    int n_threads;      /* the caller and the workers */
-    pthread_t *workers; /* n_threads - 1 */
+    Slot *slots; /* one per thread, the caller's first */
+    /* The current job: written by the caller before it publishes the queues. */
+    _Alignas(CACHE_LINE) ThreadTask task;
+    void *arg;
+    int n, chunks;
+    _Alignas(CACHE_LINE) int n_threads; /* the caller and the workers */
+    uint32_t gen;                       /* the caller's last generation (only the caller uses it) */
+    pthread_t *workers;                 /* n_threads - 1 */
     pthread_mutex_t lock;
     pthread_cond_t wake;      /* workers sleep here between jobs */
-    pthread_cond_t done_cond; /* the caller sleeps here until the last chunk is done */
-    _Atomic uint64_t ticket;  /* the current job's generation, chunks and next chunk */
-    atomic_int done;          /* chunks of the current job finished */
+    pthread_cond_t done_cond; /* the caller sleeps here until every chunk is reported */
     atomic_int sleepers;      /* workers asleep (or about to be) on `wake` */
     atomic_int caller_sleeps; /* the caller is asleep (or about to be) on `done_cond` */
     atomic_int stop;          /* set with the last generation: the workers exit */
-    /* The current job: written by the caller before it publishes the ticket. */
-    ThreadTask task;
-    void *arg;
-    int n;
 };
 
-/**
- * Take and run chunks of generation @p gen until none is left; @p thread is
- * the caller's number (0) or a worker's. *last says whether this thread
- * finished the job's last chunk (then nobody else will touch the job).
- */
-static void run_chunks(ThreadPool *p, uint32_t gen, int thread, int *last) {
-    uint64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
-    *last = 0;
-    for (;;) {
-        if (TICKET_GEN(t) != gen || TICKET_NEXT(t) >= TICKET_CHUNKS(t)) return;
-        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire))
-            continue; /* t now holds the current ticket: look again */
-        int chunk = TICKET_NEXT(t), chunks = TICKET_CHUNKS(t);
-        int begin = (int)((long long)p->n * chunk / chunks), end = (int)((long long)p->n * (chunk + 1) / chunks);
-        p->task(p->arg, begin, end, thread);
-        if (atomic_fetch_add(&p->done, 1) + 1 == chunks) {
-            *last = 1; /* the job's fields must not be touched after this: the caller may reuse them */
-            return;
-        }
-        t = atomic_load_explicit(&p->ticket, memory_order_acquire);
-    }
+/** Run chunk @p chunk of the current job (the caller of this holds it, so the job's fields are stable). */
+static void run_chunk(ThreadPool *p, int chunk, int thread) {
+    int begin = (int)((long long)p->n * chunk / p->chunks), end = (int)((long long)p->n * (chunk + 1) / p->chunks);
+    if (begin < end) p->task(p->arg, begin, end, thread);
 }
 
-/** A worker: wait for a generation other than @p seen; return it. */
-static uint32_t wait_for_job(ThreadPool *p, uint32_t seen) {
+/**
+ * Take and run chunks, from this thread's own queue, then from the others',
+ * until every queue is empty; then report. Returns 1 if this thread ran any.
+ */
+static int run_chunks(ThreadPool *p, int thread) {
+    int ran = 0;
+    uint32_t gen = 0;
+    for (int k = 0; k < p->n_threads; k++) {
+        _Atomic uint64_t *q = &p->slots[(thread + k) % p->n_threads].queue;
+        uint64_t t = atomic_load_explicit(q, memory_order_relaxed);
+        while (QUEUE_NEXT(t) < QUEUE_END(t)) { /* looks non-empty: try to take one */
+            t = atomic_fetch_add_explicit(q, 1, memory_order_acq_rel);
+            if (QUEUE_NEXT(t) >= QUEUE_END(t)) break; /* someone was faster */
+            gen = QUEUE_GEN(t);
+            run_chunk(p, QUEUE_NEXT(t), thread);
+            ran++;
+            t = atomic_load_explicit(q, memory_order_relaxed);
+        }
+    }
+    if (ran) { /* only this thread writes its report; a second pass in one generation adds to the first */
+        uint64_t r = atomic_load_explicit(&p->slots[thread].report, memory_order_relaxed);
+        int before = QUEUE_GEN(r) == gen ? (int)(uint32_t)r : 0;
+        atomic_store_explicit(&p->slots[thread].report, REPORT(gen, before + ran), memory_order_release);
+    }
+    return ran > 0;
+}
+
+/** A worker: wait until its queue holds a generation other than @p seen; return it. */
+static uint32_t wait_for_job(ThreadPool *p, int thread, uint32_t seen) {
+    _Atomic uint64_t *q = &p->slots[thread].queue;
     for (int i = 0; i < SPIN_LIMIT; i++) {
-        uint32_t g = TICKET_GEN(atomic_load_explicit(&p->ticket, memory_order_acquire));
+        uint32_t g = QUEUE_GEN(atomic_load_explicit(q, memory_order_acquire));
         if (g != seen) return g;
         cpu_relax();
     }
@@ -125,7 +171,7 @@ static uint32_t wait_for_job(ThreadPool *p, uint32_t seen) {
     atomic_fetch_add(&p->sleepers, 1);
     full_fence(); /* announce, then look (see the top of this file) */
     uint32_t g;
-    while ((g = TICKET_GEN(atomic_load(&p->ticket))) == seen) pthread_cond_wait(&p->wake, &p->lock);
+    while ((g = QUEUE_GEN(atomic_load(q))) == seen) pthread_cond_wait(&p->wake, &p->lock);
     atomic_fetch_sub(&p->sleepers, 1);
     pthread_mutex_unlock(&p->lock);
     return g;
@@ -143,57 +189,77 @@ static void *worker_main(void *arg_) {
     free(wa);
     uint32_t seen = 0;
     for (;;) {
-        seen = wait_for_job(p, seen);
+        seen = wait_for_job(p, index, seen);
         if (atomic_load(&p->stop)) return NULL;
-        int last;
-        run_chunks(p, seen, index, &last);
-        full_fence();
-        if (last && atomic_load(&p->caller_sleeps)) {
-            /* the last chunk is done and the caller went to sleep: wake it */
-            pthread_mutex_lock(&p->lock);
-            pthread_cond_signal(&p->done_cond);
-            pthread_mutex_unlock(&p->lock);
+        if (run_chunks(p, index)) {
+            full_fence(); /* report, then look for a sleeping caller */
+            if (atomic_load(&p->caller_sleeps)) {
+                pthread_mutex_lock(&p->lock);
+                pthread_cond_signal(&p->done_cond); /* it counts again, and sleeps again if chunks are missing */
+                pthread_mutex_unlock(&p->lock);
+            }
         }
     }
 }
 
-/** The caller: publish a new generation of @p chunks chunks (the job's fields are written). */
-static uint32_t publish(ThreadPool *p, int chunks) {
-    uint32_t gen = TICKET_GEN(atomic_load(&p->ticket)) + 1;
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed); /* ordered by the release below */
-    atomic_store(&p->ticket, TICKET(gen, chunks, 0)); /* releases the job's fields */
+/**
+ * The caller: publish generation p->gen + 1 (the job's fields are written),
+ * giving each of the first @p threads threads a contiguous share of the chunks.
+ */
+static void publish(ThreadPool *p, int threads) {
+    uint32_t gen = ++p->gen;
+    for (int i = 0; i < threads; i++) {
+        int first = (int)((long long)p->chunks * i / threads), end = (int)((long long)p->chunks * (i + 1) / threads);
+        atomic_store_explicit(&p->slots[i].queue, QUEUE(gen, end, first), memory_order_release);
+    }
     full_fence(); /* publish, then look for sleepers */
     if (atomic_load(&p->sleepers)) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
-    return gen;
 }
 
-/** The caller: wait until all @p chunks chunks of the job are done. */
-static void wait_for_chunks(ThreadPool *p, int chunks) {
+/** How many chunks of the current generation the threads have reported. */
+static int reported(ThreadPool *p) {
+    int sum = 0;
+    for (int i = 0; i < p->n_threads; i++) {
+        uint64_t r = atomic_load_explicit(&p->slots[i].report, memory_order_acquire);
+        if (QUEUE_GEN(r) == p->gen) sum += (int)(uint32_t)r;
+    }
+    return sum;
+}
+
+/** The caller: wait until every chunk of the job is reported. */
+static void wait_for_chunks(ThreadPool *p) {
     for (int i = 0; i < SPIN_LIMIT; i++) {
-        if (atomic_load_explicit(&p->done, memory_order_acquire) == chunks) return;
+        if (reported(p) == p->chunks) return;
         cpu_relax();
     }
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->caller_sleeps, 1);
     full_fence();
-    while (atomic_load(&p->done) != chunks) pthread_cond_wait(&p->done_cond, &p->lock);
+    while (reported(p) != p->chunks) pthread_cond_wait(&p->done_cond, &p->lock);
     atomic_store(&p->caller_sleeps, 0);
     pthread_mutex_unlock(&p->lock);
 }
 
 ThreadPool *threadpool_create(int n_threads) {
     if (n_threads <= 0) n_threads = online_cpus();
-    ThreadPool *p = xcalloc(1, sizeof *p);
+    if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
+    ThreadPool *p = aligned_alloc(CACHE_LINE, sizeof *p); /* sizeof is a multiple of CACHE_LINE */
+    if (!p) fatal("out of memory for a thread pool");
+    memset(p, 0, sizeof *p);
     p->n_threads = n_threads;
+    p->slots = aligned_alloc(CACHE_LINE, sizeof(Slot) * (size_t)n_threads);
+    if (!p->slots) fatal("out of memory for a thread pool");
+    for (int i = 0; i < n_threads; i++) {
+        atomic_init(&p->slots[i].queue, QUEUE(0, 0, 0));
+        atomic_init(&p->slots[i].report, REPORT(0, 0));
+    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
-    atomic_init(&p->ticket, TICKET(0, 0, 0));
-    atomic_init(&p->done, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->caller_sleeps, 0);
     atomic_init(&p->stop, 0);
@@ -225,22 +291,24 @@ void threadpool_for(ThreadPool *p, int n, int min_per_thread, ThreadTask task, v
     p->task = task;
     p->arg = arg;
     p->n = n;
-    uint32_t gen = publish(p, (int)chunks);
-    int last;
-    run_chunks(p, gen, 0, &last);
-    if (!last) wait_for_chunks(p, (int)chunks);
+    p->chunks = (int)chunks;
+    publish(p, threads); /* the other workers are not woken: their queues still hold an old generation */
+    run_chunks(p, 0);
+    wait_for_chunks(p);
 }
 
 void threadpool_destroy(ThreadPool *p) {
     if (!p) return;
     if (p->n_threads > 1) {
         atomic_store(&p->stop, 1);
-        publish(p, 0);
+        p->chunks = 0;
+        publish(p, p->n_threads); /* a generation of no chunks for every worker: they see stop and exit */
         for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1], NULL);
     }
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
     pthread_mutex_destroy(&p->lock);
     free(p->workers);
+    free(p->slots);
     free(p);
 }

@@ -9,10 +9,11 @@
  * that started threads per call would be slower than one thread.
  *
  * threadpool_for() cuts the range [0, n) into contiguous chunks, a few per
- * thread, and calls the task once per chunk. The calling thread works too:
- * it and the workers take the next chunk from a shared counter until none
- * is left, so a thread that the system has descheduled for a moment delays
- * only the chunk it holds, and the call returns when every chunk is done.
+ * thread, and calls the task once per chunk. The calling thread works too.
+ * Each thread first takes the chunks of its own share, then takes what is
+ * left of the others' shares, so a thread that the system has descheduled
+ * for a moment delays only the chunk it holds, and the call returns when
+ * every chunk is done.
  * That return is the only synchronisation: one handoff (the workers learn
  * there is a job) and one barrier (the caller learns that all chunks are
  * finished) per call. Both spin for a few microseconds, which is all the gap
