@@ -506,11 +506,17 @@ static inline float simd_dot_f16(const uint16_t *w, const float *x, int n) {
     return sum;
 }
 
-/** The 32 4-bit quants of 16 bytes, in weight order: the low nibbles, then the high ones. */
+/**
+ * The 32 4-bit quants of 16 bytes, in weight order: the low nibbles, then the
+ * high ones. The 16 bytes are loaded into both halves of the register at once
+ * (a broadcast load), and the upper half shifted right by 4: no instruction
+ * that moves data between the halves, which would compete for the one port
+ * the other lane shuffles need.
+ */
 static inline __m256i nibbles_32(const uint8_t *p) {
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
-    const __m128i low4 = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low4), _mm_and_si128(v, low4));
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    v = _mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0));
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
 /** 0xFF in byte j where bit j of @p bits is set, else 0 (32 bytes). */
@@ -574,6 +580,31 @@ static inline __m256i uproducts(__m256i u, __m256i x) {
 DOT_Q_Q8_0(simd_dot_q4_0, BlockQ4_0, uquants_q4_0, 3)
 DOT_Q_Q8_0(simd_dot_q5_0, BlockQ5_0, uquants_q5_0, 4)
 #undef DOT_Q_Q8_0
+
+/** Bytes ahead, within each row, that simd_dot_q4_0_8rows asks the CPU to fetch (best of 256 and 512, measured). */
+enum { PREFETCH_Q4_BYTES = 256 };
+
+/**
+ * out[k] = simd_dot_q4_0 of row k, for the 8 rows of @p nb blocks from @p w,
+ * bit for bit: one row per lane, as chapter 4's simd_dot_q8_8rows.
+ */
+static inline void simd_dot_q4_0_8rows(float *out, const BlockQ4_0 *w, const BlockQ8 *x, const float *xd,
+                                       const int16_t *xsum, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ4_0);
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* block b of row 0; of row k at k * row_bytes */
+        __m256i xq = load_qs(x + b), s[8];
+        UNROLL_8 for (int k = 0; k < 8; k++) {
+            if (b % 4 == 0) _mm_prefetch((const char *)col + row_bytes * (size_t)k + PREFETCH_Q4_BYTES, _MM_HINT_T0);
+            s[k] = uproducts(nibbles_32(((const BlockQ4_0 *)(col + row_bytes * (size_t)k))->qs), xq);
+        }
+        __m256i isum = _mm256_sub_epi32(sum_8x8(s), _mm256_set1_epi32(xsum[b] * 8)); /* Σ(u − 8)·x, exact */
+        __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(halves_of_8_rows(col, row_bytes)), _mm256_set1_ps(xd[b]));
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scales));
+    }
+    _mm256_storeu_ps(out, sum);
+}
 
 
 /** Q4_K · Q8_K: the integer sums in the lanes, the floats as in dot_q4_K_c. */
@@ -780,6 +811,14 @@ static inline float simd_dot_q5_0(const BlockQ5_0 *w, const BlockQ8 *x, const fl
 }
 static inline float simd_dot_q4_K(const BlockQ4_K *w, const BlockQ8_K *x, int nb) { return dot_q4_K_c(w, x, nb); }
 static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb) { return dot_q6_K_c(w, x, nb); }
+#endif
+
+#if !SIMD_X86
+/** out[k] = simd_dot_q4_0 of row k, for the 8 rows of @p nb blocks from @p w (one row at a time here). */
+static inline void simd_dot_q4_0_8rows(float *out, const BlockQ4_0 *w, const BlockQ8 *x, const float *xd,
+                                       const int16_t *xsum, int nb) {
+    for (int k = 0; k < 8; k++) out[k] = simd_dot_q4_0(w + (size_t)k * (size_t)nb, x, xd, xsum, nb);
+}
 #endif
 
 #endif
