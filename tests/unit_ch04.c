@@ -128,6 +128,33 @@ static void test_dot(void) {
           "%.9g, chapter 3 %.9g", got, want);
 }
 
+/** simd_dot_q8_8rows: eight rows at once, each lane equal to dot_q8 of its row, bit for bit. */
+static void test_dot_8rows(void) {
+    enum { MAX_BLOCKS = 40 };
+    static float w[8 * MAX_BLOCKS * QK], v[MAX_BLOCKS * QK];
+    static BlockQ8 wq[8 * MAX_BLOCKS];
+    BlockQ8 xq[MAX_BLOCKS];
+    float xd[MAX_BLOCKS], got[8];
+    uint64_t s = 11;
+    int ok = 1, bad_n = -1, bad_row = 0;
+    for (int trial = 0; trial < 4 && ok; trial++) {
+        for (int i = 0; i < MAX_BLOCKS * QK; i++) v[i] = rnd(&s) * ldexpf(1.0f, 3 * trial - 4);
+        quantize_q8(xq, v, MAX_BLOCKS * QK);
+        for (int b = 0; b < MAX_BLOCKS; b++) xd[b] = fp16_to_float(xq[b].d);
+        for (int n = 0; n <= MAX_BLOCKS && ok; n++) { /* 8 rows of n blocks each, one after another */
+            for (int i = 0; i < 8 * n * QK; i++) w[i] = rnd(&s) * (i % 32 == 5 ? 8.0f : 1.0f);
+            quantize_q8(wq, w, 8 * n * QK);
+            simd_dot_q8_8rows(got, wq, xq, xd, n);
+            for (int k = 0; k < 8 && ok; k++) {
+                float want = dot_q8(wq + (size_t)k * (size_t)n, xq, n);
+                if (memcmp(&got[k], &want, sizeof want) != 0) ok = 0, bad_n = n, bad_row = k;
+            }
+        }
+    }
+    CHECK("simd_dot_q8_8rows = dot_q8 of each of its 8 rows, bit for bit, for 0..40 blocks", ok,
+          "%d blocks, row %d: %.9g", bad_n, bad_row, bad_n >= 0 ? got[bad_row] : 0.0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* fp32: attention                                                           */
 
@@ -246,6 +273,7 @@ int main(int argc, char **argv) {
     (void)argv;
     test_quantizer();
     test_dot();
+    test_dot_8rows();
     test_attention_kernels();
     test_pool();
     return UNIT_EXIT();
