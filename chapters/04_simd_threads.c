@@ -43,7 +43,9 @@
  * the sums of eight *rows* of a matrix, one per lane, each adding its blocks
  * in chapter 3's order (the matmul's main kernel, simd_dot_q8_8rows: the
  * eight sums advance with one vector add instead of eight dependent scalar
- * ones, and each block of the input is loaded once for eight rows);
+ * ones, each block of the input is loaded once for eight rows, and the next
+ * eight rows are fetched ahead in address order, which the hardware
+ * prefetcher does not do for eight streams at once);
  * the scores of several positions (one lane each, each summed in chapter 3's
  * order, which is why the key cache is stored transposed); the elements of a
  * vector. No fused multiply-add either: a·b + c stays two roundings. The

@@ -581,25 +581,59 @@ DOT_Q_Q8_0(simd_dot_q4_0, BlockQ4_0, uquants_q4_0, 3)
 DOT_Q_Q8_0(simd_dot_q5_0, BlockQ5_0, uquants_q5_0, 4)
 #undef DOT_Q_Q8_0
 
-/** Bytes ahead, within each row, that simd_dot_q4_0_8rows asks the CPU to fetch (best of 256 and 512, measured). */
-enum { PREFETCH_Q4_BYTES = 256 };
+/**
+ * The 16 quant bytes of block column @p col in row k (low half) and in row
+ * k + 4 (high half, @p four_rows bytes further): a load and an insert from
+ * memory, neither of which needs the port that moves data between lanes.
+ */
+static inline __m256i q4_0_rows_k_and_k4(const uint8_t *col, size_t four_rows) {
+    __m128i row_k = _mm_loadu_si128((const __m128i *)((const BlockQ4_0 *)(const void *)col)->qs);
+    __m128i row_k4 = _mm_loadu_si128((const __m128i *)((const BlockQ4_0 *)(const void *)(col + four_rows))->qs);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(row_k), row_k4, 1);
+}
+
+/**
+ * Σ u·x for the two blocks in @p two (as q4_0_rows_k_and_k4 packs them), u
+ * the unsigned nibbles: lanes 0–3 sum row k's 32 products, lanes 4–7 row
+ * k + 4's. A low nibble is weight j (j < 16), the high one weight j + 16, so
+ * the low nibbles meet @p x_lo (x[0..15] in both halves), the high ones @p x_hi.
+ */
+static inline __m256i q4_0_two_rows_products(__m256i two, __m256i x_lo, __m256i x_hi) {
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256i lo = _mm256_and_si256(two, low4), hi = _mm256_and_si256(_mm256_srli_epi16(two, 4), low4);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, x_lo), hi, x_hi);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, x_lo), hi, x_hi);
+#else /* pairs into int16: each ≤ 2·15·128, two of them ≤ 7680, no saturation */
+    __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x_lo), _mm256_maddubs_epi16(hi, x_hi));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+#endif
+}
 
 /**
  * out[k] = simd_dot_q4_0 of row k, for the 8 rows of @p nb blocks from @p w,
- * bit for bit: one row per lane, as chapter 4's simd_dot_q8_8rows.
+ * bit for bit: one row per lane, as chapter 4's simd_dot_q8_8rows. A Q4_0
+ * block's 16 bytes fill half a register, so rows k and k + 4 share one: four
+ * registers of products instead of eight, and two rounds of pairwise adds
+ * (hadd, which keeps the 128-bit halves apart) leave row k's sum in lane k,
+ * where chapter 4's kernel needs three rounds and a fold of the halves.
  */
 static inline void simd_dot_q4_0_8rows(float *out, const BlockQ4_0 *w, const BlockQ8 *x, const float *xd,
                                        const int16_t *xsum, int nb) {
     const size_t row_bytes = (size_t)nb * sizeof(BlockQ4_0);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
     __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
     for (int b = 0; b < nb; b++) {
         const uint8_t *col = (const uint8_t *)(w + b); /* block b of row 0; of row k at k * row_bytes */
-        __m256i xq = load_qs(x + b), s[8];
-        UNROLL_8 for (int k = 0; k < 8; k++) {
-            if (b % 4 == 0) _mm_prefetch((const char *)col + row_bytes * (size_t)k + PREFETCH_Q4_BYTES, _MM_HINT_T0);
-            s[k] = uproducts(nibbles_32(((const BlockQ4_0 *)(col + row_bytes * (size_t)k))->qs), xq);
-        }
-        __m256i isum = _mm256_sub_epi32(sum_8x8(s), _mm256_set1_epi32(xsum[b] * 8)); /* Σ(u − 8)·x, exact */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ4_0), b);
+        __m256i x_lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[b].qs));
+        __m256i x_hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x[b].qs + 16)));
+        __m256i s[4]; /* s[k]: row k in lanes 0-3, row k + 4 in lanes 4-7 */
+        UNROLL_8 for (int k = 0; k < 4; k++)
+            s[k] = q4_0_two_rows_products(q4_0_rows_k_and_k4(col + row_bytes * (size_t)k, 4 * row_bytes), x_lo, x_hi);
+        __m256i rows = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m256i isum = _mm256_sub_epi32(rows, _mm256_set1_epi32(xsum[b] * 8)); /* lane k: Σ(u − 8)·x of row k, exact */
         __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(halves_of_8_rows(col, row_bytes)), _mm256_set1_ps(xd[b]));
         sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scales));
     }

@@ -14,7 +14,9 @@
  *    exact halves (which SIMD rounding instructions would round to even),
  *    tiny, huge, zero, NaN and infinite inputs;
  *  - the Q8_0 dot product gives chapter 3's float for every length (the
- *    kernels work 4 or 8 blocks at a time and finish one by one);
+ *    kernels work 4 or 8 blocks at a time and finish one by one), and so do
+ *    the 8-row kernels, chapter 4's Q8_0 one and chapter 5's Q4_0 one, for
+ *    each of their rows;
  *  - attention scores, the weighted sum of values and the maximum give
  *    chapter 3's floats for every length;
  *  - the pool runs every index of a range exactly once, in chunks no smaller
@@ -24,6 +26,7 @@
 
 #include <stdio.h>
 
+#include "quants.h"
 #include "unit.h"
 
 /** A deterministic pseudo-random float in [-1, 1). */
@@ -155,6 +158,44 @@ static void test_dot_8rows(void) {
           "%d blocks, row %d: %.9g", bad_n, bad_row, bad_n >= 0 ? got[bad_row] : 0.0);
 }
 
+/**
+ * Chapter 5's simd_dot_q4_0_8rows (src/quants.h, built on this chapter's
+ * pieces, and compiled here for the same CPUs): each lane equals the plain-C
+ * dot_q4_0_c of its row, bit for bit. Nibbles 0 and 15 are forced in, the
+ * extremes of the unsigned-quant trick.
+ */
+static void test_dot_q4_0_8rows(void) {
+    enum { MAX_BLOCKS = 40 };
+    static float w[8 * MAX_BLOCKS * QK], v[MAX_BLOCKS * QK];
+    static BlockQ4_0 wq[8 * MAX_BLOCKS];
+    BlockQ8 xq[MAX_BLOCKS];
+    float xd[MAX_BLOCKS], got[8];
+    int16_t xsum[MAX_BLOCKS];
+    uint64_t s = 12;
+    int ok = 1, bad_n = -1, bad_row = 0;
+    for (int trial = 0; trial < 4 && ok; trial++) {
+        for (int i = 0; i < MAX_BLOCKS * QK; i++) v[i] = rnd(&s) * ldexpf(1.0f, 3 * trial - 4);
+        quantize_q8(xq, v, MAX_BLOCKS * QK);
+        for (int b = 0; b < MAX_BLOCKS; b++) {
+            int sum = 0;
+            for (int j = 0; j < QK; j++) sum += xq[b].qs[j];
+            xd[b] = fp16_to_float(xq[b].d), xsum[b] = (int16_t)sum;
+        }
+        for (int n = 0; n <= MAX_BLOCKS && ok; n++) { /* 8 rows of n blocks each, one after another */
+            for (int i = 0; i < 8 * n * QK; i++) w[i] = rnd(&s) * (i % 32 == 5 ? 8.0f : 1.0f);
+            quantize_q4_0(w, wq, 8 * n * QK);
+            for (int b = 0; b < 8 * n; b++) wq[b].qs[b % 16] = (uint8_t)(b % 2 ? 0xF0 : 0x0F);
+            simd_dot_q4_0_8rows(got, wq, xq, xd, xsum, n);
+            for (int k = 0; k < 8 && ok; k++) {
+                float want = dot_q4_0_c(wq + (size_t)k * (size_t)n, xq, xd, xsum, n);
+                if (memcmp(&got[k], &want, sizeof want) != 0) ok = 0, bad_n = n, bad_row = k;
+            }
+        }
+    }
+    CHECK("simd_dot_q4_0_8rows (chapter 5) = dot_q4_0_c of each of its 8 rows, bit for bit, for 0..40 blocks", ok,
+          "%d blocks, row %d: %.9g", bad_n, bad_row, bad_n >= 0 ? got[bad_row] : 0.0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* fp32: attention                                                           */
 
@@ -274,6 +315,7 @@ int main(int argc, char **argv) {
     test_quantizer();
     test_dot();
     test_dot_8rows();
+    test_dot_q4_0_8rows();
     test_attention_kernels();
     test_pool();
     return UNIT_EXIT();
