@@ -121,13 +121,18 @@ perplexity() {
     "$BUILD/ch$ch" $args --perplexity "$text" 2>/dev/null | awk '/^perplexity:/ { print $2 }'
 }
 
-BW1=$("$BUILD/membw" --threads 1 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
-BWN=$("$BUILD/membw" --threads "$CPUS" 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
+# membw THREADS: GB/s read by build/membw with that many threads (empty if it cannot run).
+membw() { "$BUILD/membw" --threads "$1" 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p'; }
+# The bandwidth is measured before the runs and again after them, and the higher figure is the
+# bound: on a shared machine a single measurement can fall in a slow moment and make every
+# share look larger than it is. So the shares are filled in at the end (placeholders until then).
+BW1_BEFORE=$(membw 1)
+BWN_BEFORE=$(membw "$CPUS")
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || sysctl -n machdep.cpu.brand_string 2>/dev/null)
 
 {
     echo "Measured $(date -u +%Y-%m-%d) on ${CPU_MODEL:-unknown CPU}, $CPUS CPUs online."
-    echo "Memory read bandwidth (build/membw): ${BW1:-?} GB/s with 1 thread, ${BWN:-?} GB/s with $CPUS threads."
+    echo "Memory read bandwidth (build/membw, the higher of a measurement before the runs and one after them): @BW1@ with 1 thread, @BWN@ with $CPUS threads."
     [ "${BENCH_REPEAT:-1}" -gt 1 ] && echo "Each run made ${BENCH_REPEAT} times; the fastest decode is shown (membw also keeps its best pass)."
     echo
     echo "| model | chapter | threads | tokens | prefill tok/s | decode tok/s | speed-up vs previous chapter | peak RSS MiB | weights MB/tok | GB/s | % of bandwidth | perplexity | agreement with previous chapter |"
@@ -161,13 +166,12 @@ while IFS=$'\t' read -r ch threads name tokens; do
         echo "| $name | $ch | $t | $tokens | failed | | | | | | | | |" >>"$TMP/table"
         continue
     fi
-    bw=$BW1; [ "$t" -gt 1 ] && bw=$BWN
     awk -v name="$name" -v ch="$ch" -v t="$t" -v n="$tokens" -v pf="$prefill" -v dc="$decode" -v pd="$prev_decode" \
-        -v rss="$rss" -v mb="$mbtok" -v bw="$bw" -v ppl="$(perplexity "$ch" "$name" "$args")" \
+        -v rss="$rss" -v mb="$mbtok" -v ppl="$(perplexity "$ch" "$name" "$args")" \
         -v agree="$(agreement "$ch" "$name" "$args")" 'BEGIN {
         gbs = mb * dc / 1000
         up = (pd != "" && pd + 0 > 0) ? sprintf("%.2fx", dc / pd) : "-"
-        pct = (bw + 0 > 0) ? sprintf("%.0f%%", 100 * gbs / bw) : "-"
+        pct = sprintf("@PCT:%s:%.4f@", (t > 1 ? "N" : "1"), gbs) # filled in at the end
         printf "| %s | %s | %s | %s | %.1f | %.2f | %s | %.1f | %.1f | %.2f | %s | %s | %s |\n", name, ch, t, n, pf, dc, up, rss, mb, gbs, pct, (ppl == "" ? "-" : ppl), agree }' >>"$TMP/table"
 done <tools/bench.tsv
 
@@ -186,6 +190,22 @@ if [ -e "$TMP/scale" ]; then
         printf '\n%s\n%s\n%s\n' "$head" "$sep" "$line" >>"$TMP/table"
     done <"$TMP/scale"
 fi
+
+# the shares of the bandwidth: the higher of the two measurements
+BW1=$(printf '%s\n%s\n' "$BW1_BEFORE" "$(membw 1)" | sort -g | tail -n 1)
+BWN=$(printf '%s\n%s\n' "$BWN_BEFORE" "$(membw "$CPUS")" | sort -g | tail -n 1)
+awk -v bw1="$BW1" -v bwn="$BWN" -v b1="$BW1_BEFORE" -v bn="$BWN_BEFORE" '
+    function shown(bw, before) { return bw == "" ? "?" : sprintf("%s GB/s (before the runs: %s)", bw, before == "" ? "?" : before) }
+    {
+        sub(/@BW1@/, shown(bw1, b1)); sub(/@BWN@/, shown(bwn, bn))
+        while (match($0, /@PCT:[1N]:[0-9.]+@/)) {
+            split(substr($0, RSTART + 1, RLENGTH - 2), f, ":")
+            bw = f[2] == "N" ? bwn : bw1
+            pct = bw + 0 > 0 ? sprintf("%.0f%%", 100 * f[3] / bw) : "-"
+            $0 = substr($0, 1, RSTART - 1) pct substr($0, RSTART + RLENGTH)
+        }
+        print
+    }' "$TMP/table" >"$TMP/table.done" && mv "$TMP/table.done" "$TMP/table"
 
 cat "$TMP/table"
 if [ -n "$OUT_DIR" ]; then
