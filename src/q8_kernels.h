@@ -358,8 +358,8 @@ static inline float simd_dot_q8(const BlockQ8 *w, const BlockQ8 *x, const float 
  * by side are eight streams, and the hardware prefetcher follows few of them
  * (Intel documents its L2 streamer as following one forward stream per 4 KiB
  * page; eight Q8_0 rows of TinyLlama's width span five pages), so most rows
- * would wait on DRAM. The
- * *next* eight rows, though, are one contiguous run of bytes: the kernel
+ * would wait on DRAM. The *next* eight rows, though, are one contiguous run
+ * of bytes: the kernel
  * fetches them linearly, one equal slice per block column (slice @p b, of
  * @p slice_bytes), so they are in cache when their turn comes. Measured with
  * one thread reading from DRAM, this doubled the 8-row kernels' speed (Q8_0

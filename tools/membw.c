@@ -38,33 +38,23 @@
 /**
  * Sum @p n words with eight independent accumulators: one chain of adds
  * would wait on its own latency, not on memory. The compiler may vectorise.
- */
-static uint64_t sum_words(const uint64_t *w, size_t n) {
-    uint64_t acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += w[i + k];
-    for (; i < n; i++) acc[0] += w[i];
-    return acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-}
-
-/**
- * The same sum, asking for the data @p PREFETCH_AHEAD bytes ahead of the
- * reads. A core can only keep so many misses in flight by itself, and on
- * some machines the hardware prefetcher keeps too few of them going: on the
- * 16-core virtual machine of docs/bench.md this loop read 15-20% more than
- * the plain one with 16 threads (and up to 30% more with one). On others
- * (this book's 2-core development machine) it reads less. measure() runs
- * both and keeps the better, so the bound is the most the machine showed:
- * the inference kernels prefetch too, and a weaker yardstick would flatter
- * them.
+ *
+ * With @p prefetch, each cache line also asks for the one PREFETCH_AHEAD
+ * bytes further on. A core can only keep so many misses in flight by itself,
+ * and on some machines the hardware prefetcher keeps too few of them going:
+ * on the 16-core virtual machine of docs/bench.md, in one interleaved test,
+ * this read 145-170 GB/s with 16 threads where the plain loop read 129-140.
+ * On others (this book's 2-core development machine) it reads less.
+ * measure() runs both and keeps the better, so the bound is the most the
+ * machine showed: the inference kernels prefetch too, and a weaker yardstick
+ * would flatter them.
  */
 enum { PREFETCH_AHEAD = 8192 };
-static uint64_t sum_words_prefetched(const uint64_t *w, size_t n) {
+static uint64_t sum_words(const uint64_t *w, size_t n, int prefetch) {
     uint64_t acc[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __builtin_prefetch(w + i + PREFETCH_AHEAD / sizeof *w); /* never faults, even past the end */
+        if (prefetch) __builtin_prefetch(w + i + PREFETCH_AHEAD / sizeof *w); /* never faults, even past the end */
         for (int k = 0; k < 8; k++) acc[k] += w[i + k];
     }
     for (; i < n; i++) acc[0] += w[i];
@@ -79,7 +69,7 @@ typedef struct {
     uint64_t *words;
     size_t n;
     int fill;     /**< 1: write the slice (first touch), 0: read it */
-    int prefetch; /**< when reading: 1 with sum_words_prefetched(), 0 with sum_words() */
+    int prefetch; /**< when reading: 1 to prefetch ahead (sum_words()) */
     uint64_t sum; /**< the read's result, per slice so threads never share it */
 } Slice;
 
@@ -92,7 +82,7 @@ static void *run_slice(void *arg) {
     if (s->fill) {
         for (size_t i = 0; i < s->n; i++) s->words[i] = i * 0x9e3779b97f4a7c15ull;
     } else {
-        s->sum = s->prefetch ? sum_words_prefetched(s->words, s->n) : sum_words(s->words, s->n);
+        s->sum = sum_words(s->words, s->n, s->prefetch);
     }
     return NULL;
 }
