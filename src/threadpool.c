@@ -51,6 +51,13 @@
  * either the sleeper sees the change and does not sleep, or the waker sees
  * the sleeper and signals it under the mutex. No wake-up is lost, and while
  * everybody is spinning nobody touches the mutex.
+ *
+ * Idle work (chapter 5): while a worker spins, it runs the idle task's pieces
+ * instead of pause instructions, as long as the task says there is more, and
+ * looks at its queue between pieces. The caller publishes the task's argument
+ * with a release store; a worker that loads it (acquire) sees what it points
+ * to. Its progress on that argument lives on a cache line of its own, which
+ * no other thread reads.
  */
 #include "threadpool.h"
 
@@ -107,6 +114,9 @@ enum {
 typedef struct {
     _Alignas(CACHE_LINE) _Atomic uint64_t queue; /* this thread's chunks of the current job */
     _Alignas(CACHE_LINE) _Atomic uint64_t report; /* what it ran, once it found nothing left */
+    _Alignas(CACHE_LINE) const void *idle_arg;    /* the idle argument this worker works on, */
+    size_t idle_done;                             /* its progress on it (the task's count), */
+    int idle_more;                                /* and whether the task has more to do */
 } Slot;
 
 struct ThreadPool {
@@ -124,6 +134,8 @@ struct ThreadPool {
     atomic_int sleepers;      /* workers asleep (or about to be) on `wake` */
     atomic_int caller_sleeps; /* the caller is asleep (or about to be) on `done_cond` */
     atomic_int stop;          /* set with the last generation: the workers exit */
+    _Atomic(IdleTask) idle_task;    /* chapter 5: what waiting workers do, */
+    _Atomic(const void *) idle_arg; /* and on what (NULL: nothing) */
 };
 
 /** Run chunk @p chunk of the current job (the caller of this holds it, so the job's fields are stable). */
@@ -159,13 +171,29 @@ static int run_chunks(ThreadPool *p, int thread) {
     return ran > 0;
 }
 
+/** A worker: run one piece of the idle task, if it has one to run; returns 1 if it did. */
+static int idle_piece(ThreadPool *p, int thread) {
+    Slot *s = &p->slots[thread];
+    const void *arg = atomic_load_explicit(&p->idle_arg, memory_order_acquire);
+    if (!arg) return 0;
+    if (arg != s->idle_arg) { /* a new argument: start afresh */
+        s->idle_arg = arg;
+        s->idle_done = 0;
+        s->idle_more = 1;
+    }
+    if (!s->idle_more) return 0;
+    IdleTask task = atomic_load_explicit(&p->idle_task, memory_order_relaxed);
+    s->idle_more = task(arg, thread, &s->idle_done);
+    return 1;
+}
+
 /** A worker: wait until its queue holds a generation other than @p seen; return it. */
 static uint32_t wait_for_job(ThreadPool *p, int thread, uint32_t seen) {
     _Atomic uint64_t *q = &p->slots[thread].queue;
     for (int i = 0; i < SPIN_LIMIT; i++) {
         uint32_t g = QUEUE_GEN(atomic_load_explicit(q, memory_order_acquire));
         if (g != seen) return g;
-        cpu_relax();
+        if (!idle_piece(p, thread)) cpu_relax();
     }
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add(&p->sleepers, 1);
@@ -256,7 +284,10 @@ ThreadPool *threadpool_create(int n_threads) {
     for (int i = 0; i < n_threads; i++) {
         atomic_init(&p->slots[i].queue, QUEUE(0, 0, 0));
         atomic_init(&p->slots[i].report, REPORT(0, 0));
+        p->slots[i].idle_arg = NULL;
     }
+    atomic_init(&p->idle_task, NULL);
+    atomic_init(&p->idle_arg, NULL);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
@@ -276,22 +307,53 @@ ThreadPool *threadpool_create(int n_threads) {
 
 int threadpool_threads(const ThreadPool *p) { return p->n_threads; }
 
+/**
+ * How threadpool_for() cuts [0, n): the threads it wakes (the caller
+ * included; 1 means it runs the task itself) and the chunks, a few per
+ * thread and none smaller than min_per_thread.
+ */
+static void split(const ThreadPool *p, int n, int min_per_thread, int *threads, int *chunks) {
+    if (min_per_thread < 1) min_per_thread = 1;
+    *threads = n / min_per_thread < p->n_threads ? n / min_per_thread : p->n_threads;
+    long long c = (long long)*threads * CHUNKS_PER_THREAD;
+    if (c > n / min_per_thread) c = n / min_per_thread;
+    if (c > MAX_CHUNKS) c = MAX_CHUNKS;
+    *chunks = (int)c;
+}
+
+void threadpool_share(const ThreadPool *p, int n, int min_per_thread, int thread, int *begin, int *end) {
+    int threads, chunks;
+    *begin = *end = 0;
+    if (n <= 0) return;
+    split(p, n, min_per_thread, &threads, &chunks);
+    if (threads <= 1) {
+        if (thread == 0) *end = n;
+        return;
+    }
+    if (thread >= threads) return;
+    /* the chunks publish() puts in this thread's queue, as indices (run_chunk()) */
+    long long first = (long long)chunks * thread / threads, last = (long long)chunks * (thread + 1) / threads;
+    *begin = (int)(n * first / chunks);
+    *end = (int)(n * last / chunks);
+}
+
+void threadpool_idle(ThreadPool *p, IdleTask task, const void *arg) {
+    atomic_store_explicit(&p->idle_task, task, memory_order_relaxed);
+    atomic_store_explicit(&p->idle_arg, arg, memory_order_release);
+}
+
 void threadpool_for(ThreadPool *p, int n, int min_per_thread, ThreadTask task, void *arg) {
     if (n <= 0) return;
-    if (min_per_thread < 1) min_per_thread = 1;
-    int threads = n / min_per_thread < p->n_threads ? n / min_per_thread : p->n_threads;
+    int threads, chunks;
+    split(p, n, min_per_thread, &threads, &chunks);
     if (threads <= 1) { /* not worth a handoff */
         task(arg, 0, n, 0);
         return;
     }
-    /* a few chunks per thread, none smaller than min_per_thread */
-    long long chunks = (long long)threads * CHUNKS_PER_THREAD;
-    if (chunks > n / min_per_thread) chunks = n / min_per_thread;
-    if (chunks > MAX_CHUNKS) chunks = MAX_CHUNKS;
     p->task = task;
     p->arg = arg;
     p->n = n;
-    p->chunks = (int)chunks;
+    p->chunks = chunks;
     publish(p, threads); /* the other workers are not woken: their queues still hold an old generation */
     run_chunks(p, 0);
     wait_for_chunks(p);

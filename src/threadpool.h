@@ -1,7 +1,7 @@
 /**
  * @file threadpool.h
  * @brief A pool of worker threads and a parallel for-loop over an index range
- * (introduced by chapter 4; chapter 5 reuses it unchanged).
+ * (introduced by chapter 4; chapter 5 adds work for waiting workers).
  *
  * The workers are started once, when a model is opened, and then reused for
  * every matrix-vector product of every token: starting a thread costs tens
@@ -24,9 +24,17 @@
  * for an index must depend only on the index (not on the chunk around it, nor
  * on the thread): then the results are bit-identical for any number of
  * threads.
+ *
+ * Chapter 5 adds work for waiting workers (threadpool_idle()): between two
+ * jobs, while the caller runs the serial steps of a token, each worker can
+ * fetch into its cache the weights of its own share of the next job
+ * (threadpool_share()), so that memory keeps streaming while only one core
+ * computes.
  */
 #ifndef LLAMABOOK_THREADPOOL_H
 #define LLAMABOOK_THREADPOOL_H
+
+#include <stddef.h>
 
 /**
  * A task: process the indices [begin, end) of the range. @p arg is the
@@ -58,6 +66,37 @@ int threadpool_threads(const ThreadPool *pool);
  * Must be called from one thread at a time (the one that created the pool).
  */
 void threadpool_for(ThreadPool *pool, int n, int min_per_thread, ThreadTask task, void *arg);
+
+/**
+ * The indices [*begin, *end) that thread @p thread takes first (its own
+ * share) in a threadpool_for(pool, n, min_per_thread, ...): empty for a
+ * thread that the call would not wake. Other threads may still take some of
+ * them, and this thread some of theirs, when one finishes early.
+ * (Chapter 5.)
+ */
+void threadpool_share(const ThreadPool *pool, int n, int min_per_thread, int thread, int *begin, int *end);
+
+/**
+ * Preparation for a coming job, done by workers while they wait for it: one
+ * small piece per call. @p arg is the pointer given to threadpool_idle();
+ * @p thread the worker's number; @p done this worker's progress on @p arg,
+ * 0 on the first call for that arg, kept by the pool between calls and
+ * advanced by the task. Returns 0 when nothing is left to do for @p arg.
+ * A piece must be short (a microsecond or less): the worker checks for a new
+ * job only between pieces. The task must not write anything that other
+ * threads read: it may only warm caches. (Chapter 5.)
+ */
+typedef int (*IdleTask)(const void *arg, int thread, size_t *done);
+
+/**
+ * From now on, workers that wait for a job run @p task on @p arg, piece by
+ * piece, until it returns 0 or the job comes; @p arg NULL stops it. Each
+ * worker starts afresh whenever @p arg changes. @p arg must stay valid until
+ * the pool is destroyed (a late worker may still read an older one), and
+ * every call must pass the same @p task. From the thread that created the
+ * pool only. (Chapter 5.)
+ */
+void threadpool_idle(ThreadPool *pool, IdleTask task, const void *arg);
 
 /** Stop and join the workers and free the pool; NULL is allowed. */
 void threadpool_destroy(ThreadPool *pool);

@@ -20,11 +20,15 @@
  *  - attention scores, the weighted sum of values and the maximum give
  *    chapter 3's floats for every length;
  *  - the pool runs every index of a range exactly once, in chunks no smaller
- *    than asked, for every thread count, and 20000 times in a row.
+ *    than asked, for every thread count, and 20000 times in a row;
+ *  - chapter 5's additions to the pool: the threads' own shares tile the
+ *    range, and waiting workers run an idle task's pieces, each once.
  */
 #include "../chapters/04_simd_threads.c"
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "quants.h"
 #include "unit.h"
@@ -309,6 +313,87 @@ static void test_pool(void) {
     threadpool_destroy(pool);
 }
 
+/* Chapter 5's additions to the pool: each thread's own share, and work for waiting workers. */
+
+static void test_pool_share(void) {
+    int ok = 1;
+    char why[200] = "";
+    for (int threads = 1; threads <= 5 && ok; threads++) {
+        ThreadPool *pool = threadpool_create(threads);
+        for (int n = 0; n <= 300 && ok; n += 1 + n / 8)
+            for (int min = 1; min <= 7 && ok; min += 3) {
+                int at = 0; /* the shares must tile [0, n) in thread order */
+                for (int t = 0; t < threads && ok; t++) {
+                    int b, e;
+                    threadpool_share(pool, n, min, t, &b, &e);
+                    if (b == e) continue;
+                    if (b != at || e < b || e > n || (e - b < min && e - b != n)) {
+                        ok = 0;
+                        snprintf(why, sizeof why, "%d threads, n %d, min %d: thread %d's share [%d, %d) after %d", threads, n,
+                                 min, t, b, e, at);
+                    }
+                    at = e;
+                }
+                if (ok && at != n) {
+                    ok = 0;
+                    snprintf(why, sizeof why, "%d threads, n %d, min %d: the shares end at %d", threads, n, min, at);
+                }
+            }
+        threadpool_destroy(pool);
+    }
+    CHECK("threadpool_share: the threads' own shares tile [0, n) in order, none below min_per_thread", ok, "%s", why);
+}
+
+enum { IDLE_PIECES = 3, IDLE_THREADS = 4 };
+
+typedef struct {
+    _Atomic int calls[IDLE_THREADS]; /* pieces run, per thread */
+    atomic_int bad;                  /* a piece saw a wrong thread number or progress */
+} IdleCheck;
+
+/** An IdleTask of IDLE_PIECES pieces: counts its calls, and checks that @p done counts them too. */
+static int count_pieces(const void *arg, int thread, size_t *done) {
+    IdleCheck *c = (IdleCheck *)arg;
+    if (thread < 1 || thread >= IDLE_THREADS || *done >= IDLE_PIECES) {
+        atomic_store(&c->bad, 1);
+        return 0;
+    }
+    atomic_fetch_add(&c->calls[thread], 1);
+    return ++*done < IDLE_PIECES;
+}
+
+static void nothing(void *arg, int begin, int end, int thread) { (void)arg, (void)begin, (void)end, (void)thread; }
+
+/** Waits (up to 5 s) until every worker has run all pieces of @p c; 1 if they did, and exactly those. */
+static int all_pieces_run(IdleCheck *c) {
+    for (int wait = 0; wait < 5000; wait++) {
+        int done = 1;
+        for (int t = 1; t < IDLE_THREADS; t++) done &= atomic_load(&c->calls[t]) >= IDLE_PIECES;
+        if (done) break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    nanosleep(&(struct timespec){0, 20000000}, NULL); /* time for a piece too many */
+    for (int t = 1; t < IDLE_THREADS; t++)
+        if (atomic_load(&c->calls[t]) != IDLE_PIECES) return 0;
+    return !atomic_load(&c->bad);
+}
+
+static void test_pool_idle(void) {
+    ThreadPool *pool = threadpool_create(IDLE_THREADS);
+    static IdleCheck a, b; /* must outlive the pool's use of them */
+    threadpool_idle(pool, count_pieces, &a);
+    threadpool_for(pool, 1000, 1, nothing, NULL); /* wakes every worker; afterwards they wait, and work on a */
+    int ok_a = all_pieces_run(&a);
+    threadpool_idle(pool, count_pieces, &b);
+    threadpool_for(pool, 1000, 1, nothing, NULL);
+    int ok_b = all_pieces_run(&b);
+    threadpool_idle(pool, count_pieces, NULL);
+    threadpool_destroy(pool);
+    CHECK("threadpool_idle: each waiting worker runs every piece of the idle task once, and starts afresh on a new argument",
+          ok_a && ok_b && atomic_load(&a.calls[0]) == 0, "first argument %s, second %s (the caller ran %d pieces)",
+          ok_a ? "ok" : "wrong", ok_b ? "ok" : "wrong", atomic_load(&a.calls[0]));
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -318,5 +403,7 @@ int main(int argc, char **argv) {
     test_dot_q4_0_8rows();
     test_attention_kernels();
     test_pool();
+    test_pool_share();
+    test_pool_idle();
     return UNIT_EXIT();
 }
