@@ -134,7 +134,7 @@ arm64_stage() {
 tsan_stage() {
     echo "==== stage: ThreadSanitizer"
     local log; log=$(mktemp)
-    if build_only "ThreadSanitizer" "$log" CC="$CC" SANITIZE=thread BUILD=build/tsan build/tsan/ch04 build/tsan/tests/unit_ch04; then
+    if build_only "ThreadSanitizer" "$log" CC="$CC" SANITIZE=thread BUILD=build/tsan build/tsan/ch04 build/tsan/ch05 build/tsan/tests/unit_ch04; then
         local tmp; tmp=$(mktemp -d)
         export TSAN_OPTIONS="halt_on_error=1 exitcode=66"
         tsan_run() { # tsan_run NAME CMD...: exit status 0 and no report
@@ -150,6 +150,12 @@ tsan_stage() {
                 -p "Once upon a time" -n 48 --ignore-eos --temp 0.8 -s 1 -t 4
             tsan_run "teacher-forced logits with 3 threads, clean" build/tsan/ch04 -m "$tmp/m.bin" -t 3 \
                 --logits "$tmp/l.lgts" --tokens "1 403 407 261 300 301 302 303 304 305 306 307 308 309 310 311"
+            if build/gguf_convert -m "$tmp/m.bin" -z "$tmp/tok.bin" -o "$tmp/m.gguf" -t q4_0 >/dev/null 2>&1; then
+                tsan_run "chapter 5, Q4_0, 4 threads (workers fetch ahead between steps), clean" build/tsan/ch05 \
+                    -m "$tmp/m.gguf" -p "Once upon a time" -n 48 --ignore-eos --temp 0.8 -s 1 -t 4
+            else
+                result bad "ThreadSanitizer: a GGUF file" "build/gguf_convert failed"
+            fi
         else
             result bad "ThreadSanitizer: a synthetic model" "build/mksynth failed"
         fi
