@@ -94,8 +94,8 @@
  *  - the cache lines the new key will be stored into are asked for before
  *    the Q/K/V step, so they have arrived when the key is stored;
  *  - attention is shared among threads from a smaller amount of work on.
- * Together they made the Q4_0 TinyLlama shape decode 2-9% faster on the
- * 16-core machine (paired runs on three hosts; docs/ch05.md).
+ * Together they made the Q4_0 TinyLlama shape decode 2% to 17% faster on
+ * the 16-core machine (paired runs on five hosts; docs/ch05.md).
  *
  * @section ch05_same What does not change
  * Everything else is chapter 4's: the same building blocks, threads and
