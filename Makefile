@@ -5,7 +5,7 @@
 #   make test         the whole test suite (gcc, clang, sanitizers, ...); ends "N passed, N failed"
 #   make bench        measure every chapter; prints a markdown table
 #   make docs         the book as HTML (Doxygen) in docs/html
-#   make diff N=2     what chapter 2 changes in chapter 1
+#   make diff N=2     what chapter 2 changes in chapter 1 (and the files it introduces)
 #   make student CH=1 chapter 1 with its exercises blanked out, in student/
 #   make grade CH=1   grade student/01_*.c: which exercises pass, and why not
 #
@@ -28,10 +28,13 @@ SAN_FLAGS := $(SAN_$(SANITIZE))
 CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE -Isrc $(SAN_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(SAN_FLAGS) $(LDFLAGS) -lm -lpthread
 
-# Chapters 1-3 are plain, strict IEEE fp32 C: no fused multiply-add, no -march,
-# so their sums round exactly like the llama2.c reference. Chapters 4 and on
-# are compiled for the CPU they run on and choose their SIMD kernels from it.
-STRICT_CHAPTERS := 01 02 03
+# The chapters' table (chapters/chapters.tsv) says how each one is built. The
+# "plain" chapters are strict IEEE fp32 C: no fused multiply-add, no -march,
+# so their sums round exactly like the llama2.c reference. The "simd" ones are
+# compiled for the CPU they run on and choose their SIMD kernels from it.
+CHAPTER_TABLE := chapters/chapters.tsv
+table_column = $(shell awk -F '\t' '$$2 == "$(1)" { print $$1 }' $(CHAPTER_TABLE))
+STRICT_CHAPTERS := $(call table_column,plain)
 STRICT_FLAGS := -ffp-contract=off
 SIMD_FLAGS := $(if $(ARCH),-march=$(ARCH)) -DLB_SIMD=$(SIMD)
 chapter_flags = $(if $(filter $(STRICT_CHAPTERS),$(1)),$(STRICT_FLAGS),$(SIMD_FLAGS))
@@ -91,11 +94,13 @@ $(TINY): $(BUILD)/mksynth
 
 # The main job: a story from the newest chapter, on a real model if there is one.
 RUN_MODEL := $(if $(wildcard $(SHARED)/models/stories260K.bin),$(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin,$(TINY) -z $(TINY_TOK))
-# Chapter 5 on reads GGUF files only: llama.cpp's Q4_0 llama2xs, or the tiny model converted to Q4_0.
+# A chapter that reads GGUF files (the table's "reads" column) runs llama.cpp's Q4_0 llama2xs, or
+# the tiny model converted to Q4_0.
 TINY_GGUF := $(BUILD)/models/tiny-q4_0.gguf
 $(TINY_GGUF): $(TINY) $(BUILD)/gguf_convert
 	$(BUILD)/gguf_convert -m $(TINY) -z $(TINY_TOK) -o $@ -t q4_0
-ifeq ($(filter 01 02 03 04,$(NEWEST)),)
+GGUF_CHAPTERS := $(shell awk -F '\t' '$$3 == "gguf" { print $$1 }' $(CHAPTER_TABLE))
+ifneq ($(filter $(GGUF_CHAPTERS),$(NEWEST)),)
 RUN_MODEL := $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),$(SHARED)/models/gguf/llama2xs-q4_0.gguf,$(TINY_GGUF))
 run: $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),,$(TINY_GGUF))
 endif
@@ -113,9 +118,10 @@ bench: all
 docs:
 	@bash tools/book.sh
 
+# The chapter file's diff, then the files the chapter introduces (chapters/chapters.tsv) as new.
 N ?= 2
 diff:
-	@a=$$(ls chapters/$$(printf %02d $$(($(N) - 1)))_*.c) && b=$$(ls chapters/$$(printf %02d $(N))_*.c) && diff -u $$a $$b; test $$? -le 1
+	@bash tools/chapter_diff.sh $(N)
 
 clean:
 	rm -rf $(BUILD) docs/html docs/gen

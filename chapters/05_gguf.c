@@ -47,7 +47,7 @@
  * quantized against two fp16 super-scales d, dmin. That costs 12 bytes of
  * packed 6-bit numbers per 256 weights: still 144 bytes, 4.5 bits a weight,
  * for less error (on Gaussian weights an rms error of 7.1% of the weights'
- * rms, against 8.6% for Q4_0; ../shared/models/README.md). Q6_K has sixteen sub-blocks of 16 with int8 scales
+ * rms, against 8.6% for Q4_0). Q6_K has sixteen sub-blocks of 16 with int8 scales
  * and 6-bit quants: 210 bytes, 6.5625 bits.
  *
  *   | format | bits/weight | bytes for 1B weights |
@@ -76,31 +76,10 @@
  * with the sum of every 16 quants kept beside them (Q4_K's mins need only
  * those sums) for Q4_K/Q6_K, fp16 for F16 weights.
  *
- * @section ch05_busy Keeping the memory busy between the matmuls
- * With 4-bit weights a matmul step is over sooner, so what runs between the
- * steps weighs more: RMSNorm, RoPE, storing the key, quantizing the next
- * input and attention run on one core or a few, about 50 microseconds per
- * layer on the 16-core machine, while fifteen cores and the memory wait.
- * This chapter uses that time and shortens it, without changing a bit:
- *  - waiting workers fetch ahead: before each step the caller names the
- *    step after it (fetch_ahead()), and every worker that has finished its
- *    chunks asks the memory for its own share of that step's weights, into
- *    its L2 cache (the pool's idle task, src/threadpool.h), until the step
- *    begins; so memory streams during the serial code;
- *  - the residual add happens in the matmul: the thread that computes a row
- *    of wo or w2 adds it to the stream (MatmulPart.add), instead of one
- *    thread adding all rows after the barrier;
- *  - RoPE's sines and cosines are computed once per position, not per layer;
- *  - the cache lines the new key will be stored into are asked for before
- *    the Q/K/V step, so they have arrived when the key is stored;
- *  - attention is shared among threads from a smaller amount of work on.
- * Together they made the Q4_0 TinyLlama shape decode 2% to 17% faster on
- * the 16-core machine (paired runs on five hosts; docs/ch05.md).
- *
  * @section ch05_same What does not change
- * Everything else is chapter 4's: the same building blocks, threads and
- * attention, and chapter 4's Q8_0 kernels themselves (moved to
- * src/q8_kernels.h). So a Q8_0 GGUF gives
+ * Everything but the loader and the matmul's choice of kernel is chapter
+ * 4's: the same building blocks, threads and attention, and chapter 4's
+ * Q8_0 kernels themselves (moved to src/q8_kernels.h). So a Q8_0 GGUF gives
  * chapter 4's logits on the checkpoint it was made from, bit for bit, and
  * the new kernels follow chapter 4's rule too: integer sums in any order,
  * float sums in the order of their plain-C definition (src/quants.h), with
@@ -122,7 +101,9 @@
  * @section ch05_left_out What it leaves out
  * Architectures other than llama, BPE (GPT-2 style) vocabularies, the
  * remaining formats (Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, IQ*), llama2.c `.bin`
- * checkpoints (chapter 4 reads those), a quantized KV cache, batched prefill.
+ * checkpoints (chapter 4 reads those), a quantized KV cache, batched prefill,
+ * and the work between the matmul steps (chapter 6 keeps the memory busy
+ * during it).
  */
 #include <math.h>
 #include <stdint.h>
@@ -184,12 +165,12 @@ typedef struct {
 typedef struct {
     float *x;      // (dim)  residual stream
     float *xb;     // (dim)  normalised stream; attention output
+    float *xb2;    // (dim)  a projection to add back into x
     float *q;      // (dim)  queries of all heads
     float *hb;     // (hidden_dim)  FFN gate
     float *hb2;    // (hidden_dim)  FFN up
     float *att;    // (n_heads, seq_len)  attention weights
     float *k;      // (kv_dim)  the new position's key, before it goes into the cache
-    float *rope;   // (rope_dim)  cos and sin of each pair's rotation at the current position
     float *keys;   // (n_layers, n_kv_heads, seq_len / 64, head_size, 64)  the KV cache, keys transposed in tiles
     float *values; // (n_layers, seq_len, kv_dim)
     int *cached;   // (seq_len)  the tokens whose keys and values are in the cache
@@ -209,7 +190,6 @@ struct Model {
     Activations a;
     Vocab *vocab;     // the file's own vocabulary (NULL if it has none)
     ThreadPool *pool; // the worker threads: started at load, used by every matmul
-    struct StepWeights *ahead; // (n_layers * 4 + 1)  what each matmul step reads, for the workers to fetch ahead
 };
 
 /* ======================================================================== */
@@ -415,9 +395,9 @@ static void alloc_activations(Activations *a, const ModelConfig *c) {
     size_t widest = (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim);
     a->x = xcalloc((size_t)c->dim, sizeof(float));
     a->xb = xcalloc((size_t)c->dim, sizeof(float));
+    a->xb2 = xcalloc((size_t)c->dim, sizeof(float));
     a->q = xcalloc((size_t)c->dim, sizeof(float));
     a->k = xcalloc((size_t)c->kv_dim, sizeof(float));
-    a->rope = xcalloc((size_t)c->rope_dim, sizeof(float));
     a->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
     a->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
     a->att = xcalloc(checked_mul((size_t)c->n_heads, (size_t)c->seq_len, "att"), sizeof(float));
@@ -434,7 +414,7 @@ static void alloc_activations(Activations *a, const ModelConfig *c) {
 }
 
 static void free_activations(Activations *a) {
-    free(a->x); free(a->xb); free(a->q); free(a->k); free(a->rope); free(a->hb); free(a->hb2);
+    free(a->x); free(a->xb); free(a->xb2); free(a->q); free(a->k); free(a->hb); free(a->hb2);
     free(a->att); free(a->keys); free(a->values); free(a->cached); free(a->xq); free(a->xd); free(a->xs); free(a->xk);
     free(a->xh); free(a->logits);
 }
@@ -481,32 +461,17 @@ static void softmax(float *x, int n) {
 }
 
 /**
- * The rotations of rotary position embedding at position @p pos: pair
- * (2i, 2i+1) of a head turns by the angle pos * theta^(-2i/rope_dim); @p cs
- * gets its cosine and sine. They are the same in every layer, so they are
- * computed once per position (chapter 4 computed them in every layer: 64
- * powf, cosf and sinf per layer are a few microseconds of one core, while
- * fifteen others wait).
+ * Rotary position embedding: in each head, rotate the adjacent pair
+ * (2i, 2i+1) by the angle pos * theta^(-2i/rope_dim), for the first rope_dim
+ * values of the head (all of them in these models: llama.rope.dimension_count
+ * = head size). A dot product of two rotated vectors then depends only on
+ * their distance, not on where they are.
  */
-static void rope_angles(float *cs, int rope_dim, int pos, float theta) {
+static void rope(float *vec, int n_heads, int head_size, int rope_dim, int pos, float theta) {
     for (int i = 0; i < rope_dim; i += 2) {
         float freq = 1.0f / powf(theta, (float)i / (float)rope_dim);
         float angle = (float)pos * freq;
-        cs[i] = cosf(angle);
-        cs[i + 1] = sinf(angle);
-    }
-}
-
-/**
- * Rotary position embedding: in each head, rotate the adjacent pair
- * (2i, 2i+1) by its angle (rope_angles()), for the first rope_dim values of
- * the head (all of them in these models: llama.rope.dimension_count = head
- * size). A dot product of two rotated vectors then depends only on their
- * distance, not on where they are.
- */
-static void rope(float *vec, int n_heads, int head_size, int rope_dim, const float *cs) {
-    for (int i = 0; i < rope_dim; i += 2) {
-        float c = cs[i], s = cs[i + 1];
+        float c = cosf(angle), s = sinf(angle);
         for (int h = 0; h < n_heads; h++) {
             float *pair = vec + h * head_size + i;
             float a = pair[0], b = pair[1];
@@ -538,38 +503,17 @@ static void swiglu(float *gate, const float *up, int n) {
  */
 enum { MIN_WORK_PER_THREAD = 1 << 15 };
 
-/**
- * The same for attention, whose multiply-adds are dearer: they are fp32, and
- * they read keys and values that the weights streaming through since the last
- * token have pushed out of every cache. Measured on the 16-core machine,
- * TinyLlama shape: attention shared out with this threshold instead of
- * MIN_WORK_PER_THREAD made decoding 3-4% faster (chapter 4 keeps one
- * threshold for both).
- */
-enum { MIN_ATTENTION_WORK_PER_THREAD = 1 << 11 };
-
-/** How many items of @p work_per_item multiply-adds make one thread's share of @p min_work worth its handoff. */
-static int min_items(size_t min_work, size_t work_per_item) {
-    size_t items = (min_work + work_per_item - 1) / (work_per_item ? work_per_item : 1);
+/** How many items of @p work_per_item multiply-adds make one thread's share worth its handoff. */
+static int min_items_per_thread(size_t work_per_item) {
+    size_t items = (MIN_WORK_PER_THREAD + work_per_item - 1) / (work_per_item ? work_per_item : 1);
     return items > (size_t)INT32_MAX ? INT32_MAX : (int)items;
 }
 
-/** How many items of @p work_per_item multiply-adds make one thread's share worth its handoff. */
-static int min_items_per_thread(size_t work_per_item) { return min_items(MIN_WORK_PER_THREAD, work_per_item); }
-
-/** The same for the rows of a matmul step with @p n_in inputs (with SwiGLU an index is a row of w1 and of w3). */
-static int min_rows_per_thread(int n_in, int swiglu) { return min_items_per_thread((size_t)n_in * (swiglu ? 2 : 1)); }
-
-/**
- * One matrix of a parallel matmul step: out = W x, or with @c add out += W x.
- * The second is the residual add, done for each row by the thread that
- * computes it, instead of by one thread after the barrier.
- */
+/** One matrix of a parallel matmul step: out = W x. */
 typedef struct {
     float *out;
     const QTensor *w;
     int n_out;
-    int add;
 } MatmulPart;
 
 /**
@@ -608,11 +552,6 @@ static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
     }
 }
 
-/** Rows [i, i + n) of a part's output: the products @p r, stored or added (MatmulPart). */
-static void put_rows(const MatmulPart *p, int i, const float *r, int n) {
-    for (int k = 0; k < n; k++) p->out[i + k] = p->add ? p->out[i + k] + r[k] : r[k];
-}
-
 /**
  * Rows [lo, hi) of one part into its output. Eight rows at a time where the
  * type has such a kernel (Q8_0 and Q4_0: one row per lane, the same bits as
@@ -621,21 +560,14 @@ static void put_rows(const MatmulPart *p, int i, const float *r, int n) {
 static void matmul_range(const MatmulTask *t, const MatmulPart *p, int lo, int hi) {
     const QTensor *w = p->w;
     int i = lo, nb = t->n_in / QK;
-    float r[8];
     if (w->type == Q_Q8_0)
-        for (; i + 8 <= hi; i += 8) {
-            simd_dot_q8_8rows(r, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, nb);
-            put_rows(p, i, r, 8);
-        }
+        for (; i + 8 <= hi; i += 8)
+            simd_dot_q8_8rows(p->out + i, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, nb);
     if (w->type == Q_Q4_0)
-        for (; i + 8 <= hi; i += 8) {
-            simd_dot_q4_0_8rows(r, (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, t->xs, nb);
-            put_rows(p, i, r, 8);
-        }
-    for (; i < hi; i++) {
-        r[0] = matmul_row(t, p, i);
-        put_rows(p, i, r, 1);
-    }
+        for (; i + 8 <= hi; i += 8)
+            simd_dot_q4_0_8rows(p->out + i, (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd,
+                                t->xs, nb);
+    for (; i < hi; i++) p->out[i] = matmul_row(t, p, i);
 }
 
 /** Rows [begin, end) of a matmul step (a ThreadTask): every output row by exactly one thread. */
@@ -711,114 +643,14 @@ static void run_matmuls(Model *m, MatmulTask *t) {
     t->xs = a->xs;
     t->xk = a->xk;
     t->xh = a->xh;
-    threadpool_for(m->pool, n_rows, min_rows_per_thread(t->n_in, t->swiglu), matmul_rows, t);
+    size_t work_per_row = (size_t)t->n_in * (t->swiglu ? 2 : 1);
+    threadpool_for(m->pool, n_rows, min_items_per_thread(work_per_row), matmul_rows, t);
 }
 
-/** out = W x (@p add 0) or out += W x (@p add 1), for W of shape (n_out, n_in), on the model's threads. */
-static void matmul(Model *m, float *out, const float *x, const QTensor *w, int add) {
-    MatmulTask t = {{{out, w, w->rows, add}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
+/** out = W x, for W of shape (n_out, n_in), on the model's threads. */
+static void matmul(Model *m, float *out, const float *x, const QTensor *w) {
+    MatmulTask t = {{{out, w, w->rows}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
     run_matmuls(m, &t);
-}
-
-/* ======================================================================== */
-/* Fetching ahead: waiting workers load their next weights                  */
-/* ======================================================================== */
-
-/*
- * Between two matmul steps of a token one core works alone (RMSNorm, RoPE,
- * the quantization of the next input) or a few do (attention), for some
- * 50 microseconds per layer on the 16-core machine, while the memory, which
- * sets the speed of the matmuls, sits idle. So the waiting workers use that
- * time: each one asks the memory for its own share of the next step's
- * weights (threadpool_share(): the rows it will take first), into its L2
- * cache, and finds them there when the step begins. Nothing is computed
- * early and nothing is written, so the results do not change; only the
- * reads of the matmuls start before their barrier.
- */
-
-/** A matmul step as the fetching workers see it: which rows of which matrices it will read. */
-typedef struct StepWeights {
-    const ThreadPool *pool;
-    const QTensor *w[3]; // the parts, as in the step's MatmulTask
-    int n_parts, swiglu;
-    int n_rows;          // the step's index range (the parts' rows; with swiglu, w1's)
-    int min_rows;        // min_rows_per_thread() of the step
-    size_t index_bytes;  // weight bytes per index (the longest row; with swiglu, w1's + w3's)
-} StepWeights;
-
-/** The steps of one layer, in order; the classifier is step 0 of "layer" n_layers. */
-enum { STEP_QKV, STEP_WO, STEP_GATE_UP, STEP_DOWN, STEPS_PER_LAYER };
-
-enum {
-    FETCH_PIECE = 4096,      /* bytes a worker asks for before it looks at its queue again (well under a microsecond) */
-    FETCH_LIMIT = 512 << 10, /* at most this much of a share: half of a 1 MiB L2, so that it is still there when needed */
-};
-
-/** Ask for bytes [from, to) of the weights, into L2 (locality 2: prefetcht1 on x86, PLDL2KEEP on ARM). */
-static void fetch_bytes(const uint8_t *from, const uint8_t *to) {
-    for (const uint8_t *line = (const uint8_t *)((uintptr_t)from & ~(uintptr_t)63); line < to; line += 64)
-        __builtin_prefetch(line, 0, 2);
-}
-
-/** The weights of indices [lo, hi) of a step: rows of the part they fall in, or of both parts with swiglu. */
-static void fetch_indices(const StepWeights *s, int lo, int hi) {
-    int first = 0; /* as in matmul_rows() */
-    for (int p = 0; p < s->n_parts; p++) {
-        const QTensor *w = s->w[p];
-        int a = s->swiglu ? lo : (lo > first ? lo : first), b = s->swiglu ? hi : (hi < first + w->rows ? hi : first + w->rows);
-        if (a < b) fetch_bytes(w->data + (size_t)(a - first) * w->row_bytes, w->data + (size_t)(b - first) * w->row_bytes);
-        if (!s->swiglu) first += w->rows;
-    }
-}
-
-/**
- * An IdleTask: fetch the next piece of this worker's share of step @p arg
- * (a StepWeights). @p done counts the indices of the share already asked for.
- */
-static int fetch_share(const void *arg, int thread, size_t *done) {
-    const StepWeights *s = arg;
-    int begin, end;
-    threadpool_share(s->pool, s->n_rows, s->min_rows, thread, &begin, &end);
-    size_t limit = FETCH_LIMIT / s->index_bytes, piece = FETCH_PIECE / s->index_bytes + 1;
-    if (limit > (size_t)(end - begin)) limit = (size_t)(end - begin);
-    if (*done >= limit) return 0;
-    size_t upto = *done + piece < limit ? *done + piece : limit;
-    fetch_indices(s, begin + (int)*done, begin + (int)upto);
-    *done = upto;
-    return upto < limit;
-}
-
-/** The StepWeights of every step of a token, in m->ahead: STEPS_PER_LAYER per layer, then the classifier. */
-static void plan_fetches(Model *m) {
-    const ModelConfig *c = &m->cfg;
-    m->ahead = xcalloc((size_t)c->n_layers * STEPS_PER_LAYER + 1, sizeof(StepWeights));
-    for (int l = 0; l <= c->n_layers; l++) {
-        const Layer *L = l < c->n_layers ? &m->w.layers[l] : NULL;
-        StepWeights *s = &m->ahead[(size_t)l * STEPS_PER_LAYER];
-        if (!L) {
-            s[0] = (StepWeights){m->pool, {&m->w.wcls}, 1, 0, 0, 0, 0};
-        } else {
-            s[STEP_QKV] = (StepWeights){m->pool, {&L->wq, &L->wk, &L->wv}, 3, 0, 0, 0, 0};
-            s[STEP_WO] = (StepWeights){m->pool, {&L->wo}, 1, 0, 0, 0, 0};
-            s[STEP_GATE_UP] = (StepWeights){m->pool, {&L->w1, &L->w3}, 2, 1, 0, 0, 0};
-            s[STEP_DOWN] = (StepWeights){m->pool, {&L->w2}, 1, 0, 0, 0, 0};
-        }
-        for (int k = 0; k < (L ? STEPS_PER_LAYER : 1); k++) {
-            StepWeights *t = &s[k];
-            for (int p = 0; p < t->n_parts; p++) {
-                size_t rb = t->w[p]->row_bytes;
-                if (t->swiglu) t->index_bytes += rb;
-                else if (rb > t->index_bytes) t->index_bytes = rb;
-                t->n_rows = t->swiglu ? t->w[0]->rows : t->n_rows + t->w[p]->rows;
-            }
-            t->min_rows = min_rows_per_thread(t->w[0]->cols, t->swiglu);
-        }
-    }
-}
-
-/** From now on, waiting workers fetch their share of step @p step of layer @p l (l = n_layers: the classifier). */
-static void fetch_ahead(Model *m, int l, int step) {
-    threadpool_idle(m->pool, fetch_share, &m->ahead[(size_t)l * STEPS_PER_LAYER + (size_t)step]);
 }
 
 /* ======================================================================== */
@@ -832,12 +664,6 @@ static float *key_cache(const Model *m, int l, int kv_head) {
     return m->a.keys + ((size_t)l * (size_t)c->n_kv_heads + (size_t)kv_head) * per_head;
 }
 
-/** Where element 0 of position @p pos's key goes in kv head @p h of layer @p l; element i lies i * KEY_TILE floats on. */
-static float *key_slot(const Model *m, int l, int h, int pos) {
-    size_t tile = (size_t)(pos / KEY_TILE) * (size_t)m->cfg.head_size * KEY_TILE;
-    return key_cache(m, l, h) + tile + (size_t)(pos % KEY_TILE);
-}
-
 /**
  * Store the new position's key (a->k, rotated by RoPE) into layer @p l's key
  * cache. Keys are kept transposed in tiles of KEY_TILE positions: within a
@@ -846,25 +672,10 @@ static float *key_slot(const Model *m, int l, int h, int pos) {
  */
 static void store_key(Model *m, int l, int pos) {
     const ModelConfig *c = &m->cfg;
+    size_t at = (size_t)(pos / KEY_TILE) * (size_t)c->head_size * KEY_TILE + (size_t)(pos % KEY_TILE);
     for (int h = 0; h < c->n_kv_heads; h++) {
-        float *slot = key_slot(m, l, h, pos);
-        for (int i = 0; i < c->head_size; i++) slot[(size_t)i * KEY_TILE] = m->a.k[h * c->head_size + i];
-    }
-}
-
-/**
- * Ask for the cache lines that store_key() will write, before the Q/K/V
- * step. Element i of the new key goes to line i of its tile: kv_dim lines,
- * none of them in any cache since the last token (the weights streaming
- * through pushed them out), so the stores would each wait for memory while
- * every other core waits for them (about 7 microseconds per layer on the
- * 16-core machine). Asked for early, the lines arrive during the matmul.
- */
-static void prefetch_key_slot(const Model *m, int l, int pos) {
-    const ModelConfig *c = &m->cfg;
-    for (int h = 0; h < c->n_kv_heads; h++) {
-        const float *slot = key_slot(m, l, h, pos);
-        for (int i = 0; i < c->head_size; i++) __builtin_prefetch(slot + (size_t)i * KEY_TILE, 1, 3);
+        float *tile = key_cache(m, l, h) + at;
+        for (int i = 0; i < c->head_size; i++) tile[(size_t)i * KEY_TILE] = m->a.k[h * c->head_size + i];
     }
 }
 
@@ -908,7 +719,7 @@ static void attention_heads(void *arg, int begin, int end, int thread) {
 static void attention(Model *m, int l, int pos) {
     AttentionTask task = {m, l, pos};
     size_t work_per_head = 2 * (size_t)(pos + 1) * (size_t)m->cfg.head_size; /* scores, then the weighted sum */
-    threadpool_for(m->pool, m->cfg.n_heads, min_items(MIN_ATTENTION_WORK_PER_THREAD, work_per_head), attention_heads, &task);
+    threadpool_for(m->pool, m->cfg.n_heads, min_items_per_thread(work_per_head), attention_heads, &task);
 }
 
 /** Run token @p token at position @p pos through every layer; leaves the stream in a->x. */
@@ -918,31 +729,26 @@ static void forward_position(Model *m, int token, int pos) {
     Activations *a = &m->a;
     int d = c->dim, kv = c->kv_dim, hd = c->hidden_dim;
     dequantize_row(a->x, &w->token_embedding, (size_t)token);
-    rope_angles(a->rope, c->rope_dim, pos, c->rope_theta);
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &w->layers[l];
         size_t slot = ((size_t)l * (size_t)c->seq_len + (size_t)pos) * (size_t)kv;
         float *k = a->k, *v = a->values + slot;
 
-        /* each fetch_ahead() names the step after the next: the workers fetch it once they are done with the next */
         rmsnorm(a->xb, a->x, L->rms_att, d, c->rms_eps);
-        fetch_ahead(m, l, STEP_WO);
-        prefetch_key_slot(m, l, pos);
-        MatmulTask qkv = {{{a->q, &L->wq, d, 0}, {k, &L->wk, kv, 0}, {v, &L->wv, kv, 0}}, 3, d, 0, a->xb, NULL, NULL, NULL, NULL, NULL};
+        MatmulTask qkv = {{{a->q, &L->wq, d}, {k, &L->wk, kv}, {v, &L->wv, kv}}, 3, d, 0, a->xb, NULL, NULL, NULL, NULL, NULL};
         run_matmuls(m, &qkv);
-        rope(a->q, c->n_heads, c->head_size, c->rope_dim, a->rope);
-        rope(k, c->n_kv_heads, c->head_size, c->rope_dim, a->rope);
+        rope(a->q, c->n_heads, c->head_size, c->rope_dim, pos, c->rope_theta);
+        rope(k, c->n_kv_heads, c->head_size, c->rope_dim, pos, c->rope_theta);
         store_key(m, l, pos);
         attention(m, l, pos);
-        fetch_ahead(m, l, STEP_GATE_UP);
-        matmul(m, a->x, a->xb, &L->wo, 1); /* x += wo · attention */
+        matmul(m, a->xb2, a->xb, &L->wo);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb2[i];
 
         rmsnorm(a->xb, a->x, L->rms_ffn, d, c->rms_eps);
-        fetch_ahead(m, l, STEP_DOWN);
-        MatmulTask gate_up = {{{a->hb, &L->w1, hd, 0}, {a->hb2, &L->w3, hd, 0}}, 2, d, 1, a->xb, NULL, NULL, NULL, NULL, NULL};
+        MatmulTask gate_up = {{{a->hb, &L->w1, hd}, {a->hb2, &L->w3, hd}}, 2, d, 1, a->xb, NULL, NULL, NULL, NULL, NULL};
         run_matmuls(m, &gate_up); /* and swiglu(a->hb, a->hb2, hd), row by row */
-        fetch_ahead(m, l + 1, STEP_QKV); /* after the last layer: the classifier */
-        matmul(m, a->x, a->hb, &L->w2, 1); /* x += w2 · swiglu */
+        matmul(m, a->xb, a->hb, &L->w2);
+        for (int i = 0; i < d; i++) a->x[i] += a->xb[i];
     }
 }
 
@@ -994,7 +800,7 @@ static void check_kernels(Model *m, const char *path) {
         }
         for (int k = 0; k < n; k++) {
             const QTensor *w = ts[k];
-            MatmulTask t = {{{m->a.logits, w, 1, 0}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
+            MatmulTask t = {{{m->a.logits, w, 1}}, 1, w->cols, 0, x, NULL, NULL, NULL, NULL, NULL};
             t.part[0].n_out = 0; /* prepare the inputs only: no rows */
             run_matmuls(m, &t);
             t.part[0].out = out;
@@ -1045,7 +851,6 @@ Model *model_open(const char *path, const ModelOptions *opts) {
     m->vocab = load_vocab(path, m->gguf, m->cfg.vocab_size);
     alloc_activations(&m->a, &m->cfg);
     m->pool = threadpool_create(opts ? opts->n_threads : 0);
-    plan_fetches(m);
     if (getenv("LLAMABOOK_CHECK_KERNELS")) check_kernels(m, path);
     if (opts && opts->verbose) {
         const ModelConfig *c = &m->cfg;
@@ -1113,8 +918,7 @@ const float *model_forward(Model *m, const int *tokens, int n) {
     a->n_cached = n;
     /* EXERCISE 2.2 END */
     rmsnorm(m->a.x, m->a.x, m->w.rms_final, c->dim, c->rms_eps);
-    fetch_ahead(m, 0, STEP_QKV); /* the next token's first step, while the caller samples */
-    matmul(m, m->a.logits, m->a.x, &m->w.wcls, 0);
+    matmul(m, m->a.logits, m->a.x, &m->w.wcls);
     return m->a.logits;
 }
 
@@ -1135,7 +939,6 @@ const struct Vocab *model_vocab(const Model *m) { return m->vocab; }
 void model_close(Model *m) {
     if (!m) return;
     threadpool_destroy(m->pool);
-    free(m->ahead);
     free_activations(&m->a);
     if (m->w.layers)
         for (int l = 0; l < m->cfg.n_layers; l++) {

@@ -63,20 +63,25 @@ prev=""
     echo "# The changes, chapter by chapter {#diffs}"
     echo
     echo "Each page is the output of \`make diff N=k\`: the unified diff from chapter k-1's source to"
-    echo "chapter k's. Read a chapter's page first; its diff then shows that nothing else changed."
+    echo "chapter k's, then every file the chapter introduces outside chapters/ (its kernels, its file"
+    echo "reader, its thread pool: the \"introduces\" column of chapters/chapters.tsv) as a new file. So a"
+    echo "chapter's diff is its whole idea. Read a chapter's page first; its diff then shows that nothing"
+    echo "else changed."
     echo
 } >"$GEN/pages/diffs.md"
 for f in $CHAPTERS; do
     nn=$(nn_of "$f")
     if [ -n "$prev" ]; then
-        diff -u "$prev" "$f" >"$GEN/diff.txt"
-        added=$(($(grep -c '^+' "$GEN/diff.txt") - 1)) removed=$(($(grep -c '^-' "$GEN/diff.txt") - 1))
+        bash tools/chapter_diff.sh "$nn" >"$GEN/diff.txt" || exit 1
+        added=$(($(grep -c '^+' "$GEN/diff.txt") - $(grep -c '^+++ ' "$GEN/diff.txt")))
+        removed=$(($(grep -c '^-' "$GEN/diff.txt") - $(grep -c '^--- ' "$GEN/diff.txt")))
         ref="chapter $(num "$nn")"
         [ -e "docs/ch$nn.md" ] && ref="\\ref ch$nn"
         {
             echo "# Chapter $(num "$(nn_of "$prev")") to chapter $(num "$nn"): the diff {#diff$nn}"
             echo
-            echo "\`make diff N=$(num "$nn")\`: everything that $ref changes in \`$prev\` to make \`$f\`"
+            intro=$(awk -F '\t' -v ch="$nn" '$1 == ch && $4 != "-" { gsub(",", ", ", $4); print $4 }' chapters/chapters.tsv)
+            echo "\`make diff N=$(num "$nn")\`: everything that $ref changes in \`$prev\` to make \`$f\`${intro:+, and the files it introduces ($intro)}"
             echo "($added lines added, $removed removed, comments included)."
             echo
             echo "\\htmlonly"
