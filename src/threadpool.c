@@ -52,7 +52,7 @@
  * the sleeper and signals it under the mutex. No wake-up is lost, and while
  * everybody is spinning nobody touches the mutex.
  *
- * Idle work (chapter 5): while a worker spins, it runs the idle task's pieces
+ * Idle work (chapter 6): while a worker spins, it runs the idle task's pieces
  * instead of pause instructions, as long as the task says there is more, and
  * looks at its queue between pieces. The caller publishes the task's argument
  * with a release store; a worker that loads it (acquire) sees what it points
@@ -134,7 +134,7 @@ struct ThreadPool {
     atomic_int sleepers;      /* workers asleep (or about to be) on `wake` */
     atomic_int caller_sleeps; /* the caller is asleep (or about to be) on `done_cond` */
     atomic_int stop;          /* set with the last generation: the workers exit */
-    _Atomic(IdleTask) idle_task;    /* chapter 5: what waiting workers do, */
+    _Atomic(IdleTask) idle_task;    /* chapter 6: what waiting workers do, */
     _Atomic(const void *) idle_arg; /* and on what (NULL: nothing) */
 };
 

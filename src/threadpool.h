@@ -1,7 +1,7 @@
 /**
  * @file threadpool.h
  * @brief A pool of worker threads and a parallel for-loop over an index range
- * (introduced by chapter 4; chapter 5 adds work for waiting workers).
+ * (introduced by chapter 4; chapter 6 adds work for waiting workers, which chapters 4 and 5 never set, so they run as before).
  *
  * The workers are started once, when a model is opened, and then reused for
  * every matrix-vector product of every token: starting a thread costs tens
@@ -25,7 +25,7 @@
  * on the thread): then the results are bit-identical for any number of
  * threads.
  *
- * Chapter 5 adds work for waiting workers (threadpool_idle()): between two
+ * Chapter 6 adds work for waiting workers (threadpool_idle()): between two
  * jobs, while the caller runs the serial steps of a token, each worker can
  * fetch into its cache the weights of its own share of the next job
  * (threadpool_share()), so that memory keeps streaming while only one core
@@ -72,7 +72,7 @@ void threadpool_for(ThreadPool *pool, int n, int min_per_thread, ThreadTask task
  * share) in a threadpool_for(pool, n, min_per_thread, ...): empty for a
  * thread that the call would not wake. Other threads may still take some of
  * them, and this thread some of theirs, when one finishes early.
- * (Chapter 5.)
+ * (Chapter 6.)
  */
 void threadpool_share(const ThreadPool *pool, int n, int min_per_thread, int thread, int *begin, int *end);
 
@@ -84,7 +84,7 @@ void threadpool_share(const ThreadPool *pool, int n, int min_per_thread, int thr
  * advanced by the task. Returns 0 when nothing is left to do for @p arg.
  * A piece must be short (a microsecond or less): the worker checks for a new
  * job only between pieces. The task must not write anything that other
- * threads read: it may only warm caches. (Chapter 5.)
+ * threads read: it may only warm caches. (Chapter 6.)
  */
 typedef int (*IdleTask)(const void *arg, int thread, size_t *done);
 
@@ -94,7 +94,7 @@ typedef int (*IdleTask)(const void *arg, int thread, size_t *done);
  * worker starts afresh whenever @p arg changes. @p arg must stay valid until
  * the pool is destroyed (a late worker may still read an older one), and
  * every call must pass the same @p task. From the thread that created the
- * pool only. (Chapter 5.)
+ * pool only. (Chapter 6.)
  */
 void threadpool_idle(ThreadPool *pool, IdleTask task, const void *arg);
 

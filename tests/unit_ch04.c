@@ -21,7 +21,7 @@
  *    chapter 3's floats for every length;
  *  - the pool runs every index of a range exactly once, in chunks no smaller
  *    than asked, for every thread count, and 20000 times in a row;
- *  - chapter 5's additions to the pool: the threads' own shares tile the
+ *  - chapter 6's additions to the pool: the threads' own shares tile the
  *    range, and waiting workers run an idle task's pieces, each once.
  */
 #include "../chapters/04_simd_threads.c"
