@@ -105,6 +105,7 @@ RUN_MODEL := $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),$(SHARED)
 run: $(if $(wildcard $(SHARED)/models/gguf/llama2xs-q4_0.gguf),,$(TINY_GGUF))
 endif
 run: all
+	@case "$(RUN_MODEL)" in $(BUILD)/models/tiny*) echo "note: $(SHARED) is absent, so this is a tiny model with random weights and its text is gibberish; README.md says where real models come from" >&2 ;; esac
 	$(BUILD)/ch$(NEWEST) -m $(RUN_MODEL) -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.9 -s 42 -v
 
 test:
