@@ -432,12 +432,29 @@ static void softmax(float *x, int n) {
  * fifteen others wait).
  */
 static void rope_angles(float *cs, int rope_dim, int pos, float theta) {
+    /* EXERCISE 6.1 BEGIN: RoPE's angles, once per position
+     * Task: Fill cs with the rotations of position pos: for each pair i = 0, 2, 4, ...
+     *   below rope_dim, cs[i] = cos(angle) and cs[i + 1] = sin(angle), where angle =
+     *   pos * freq and freq = 1 / theta^(i / rope_dim) (the angle chapter 5's rope()
+     *   computed in every layer).
+     * Contract: cs holds rope_dim floats (rope_dim is even), read by rope() for the
+     *   queries and the keys of every layer of this position. The values must be chapter
+     *   5's bit for bit: the same float operations in the same order.
+     * Hint: Chapter 5's rope() computes the same angles inside its loop over the pairs:
+     *   keep its arithmetic as it is (freq first, in float, then the angle). 1 / theta^x
+     *   written another way (powf(theta, -x), expf, a factor carried from pair to pair)
+     *   changes the last bits.
+     * Graded: The logits must equal the unmodified chapter's bit for bit (max |diff| 0).
+     *   At position 0 every angle is 0, so a mistake shows from position 1 on.
+     * Stub: (void)cs; (void)rope_dim; (void)pos; (void)theta;
+     */
     for (int i = 0; i < rope_dim; i += 2) {
         float freq = 1.0f / powf(theta, (float)i / (float)rope_dim);
         float angle = (float)pos * freq;
         cs[i] = cosf(angle);
         cs[i + 1] = sinf(angle);
     }
+    /* EXERCISE 6.1 END */
 }
 
 /**
@@ -553,7 +570,22 @@ static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
 
 /** Rows [i, i + n) of a part's output: the products @p r, stored or added (MatmulPart). */
 static void put_rows(const MatmulPart *p, int i, const float *r, int n) {
+    /* EXERCISE 6.2 BEGIN: the residual add in the matmul
+     * Task: Put the n products r[0..n-1] of rows i..i+n-1 into the part's output: with
+     *   p->add, add each to what out holds (out += W x, the residual add of wo and w2);
+     *   without, store it (out = W x).
+     * Contract: Write out[i..i+n-1] and nothing else: other threads write the other rows
+     *   of the same output at the same time. With add, out holds the residual stream x,
+     *   and the result must be chapter 5's x[i] + (W x)[i] bit for bit.
+     * Hint: matmul_range() calls this for every row it computes, eight at a time or one
+     *   at a time. forward_position() passes add = 1 for wo and w2 only; every other
+     *   output (q, k, v, hb, hb2, the logits) still holds older values.
+     * Graded: The logits must equal the unmodified chapter's bit for bit: the residual
+     *   stream goes through every layer, so a mistake shows from position 0 on.
+     * Stub: (void)p; (void)i; (void)r; (void)n;
+     */
     for (int k = 0; k < n; k++) p->out[i + k] = p->add ? p->out[i + k] + r[k] : r[k];
+    /* EXERCISE 6.2 END */
 }
 
 /**
@@ -719,6 +751,32 @@ static void fetch_indices(const StepWeights *s, int lo, int hi) {
  * (a StepWeights). @p done counts the indices of the share already asked for.
  */
 static int fetch_share(const void *arg, int thread, size_t *done) {
+    /* EXERCISE 6.3 BEGIN: a waiting worker's next piece of fetching
+     * Task: Ask the memory for the next piece of this worker's share of the coming step
+     *   s = arg: the indices threadpool_share() gives the thread for the step's range
+     *   (s->n_rows indices, s->min_rows per thread), from its first index on, at most
+     *   FETCH_LIMIT / s->index_bytes of them. Fetch the next FETCH_PIECE / s->index_bytes
+     *   + 1 indices (fewer at the end) with fetch_indices(), and count them in *done.
+     * Contract: An IdleTask (src/threadpool.h): the pool calls it again and again, between
+     *   jobs, with *done 0 the first time and kept between calls; *done counts the indices
+     *   of the share already asked for. Return 1 while indices are left to ask for, 0 when
+     *   none is: the call that asks for the last piece should return 0 (returning 1 costs
+     *   one more call, which then asks for nothing and returns 0), and so does a call for
+     *   an empty share (a thread the step would not wake). A piece must be short: the
+     *   worker sees a new job only between pieces. Write nothing but *done: fetching only
+     *   warms the caches.
+     * Hint: s->index_bytes is the weight bytes of one index (with SwiGLU a row of w1 plus
+     *   one of w3), so the limit and the piece are counts of indices. The share is
+     *   [begin, end): the piece after *done indices starts at begin + *done.
+     * Graded: Fetching changes no value, so a worker that fetches nothing gives the same
+     *   logits, only later. So the probe (tools/grade/probe_06.c) calls fetch_share() on
+     *   hand-made steps (one part, three parts of different row sizes, SwiGLU; shares
+     *   smaller and larger than the limit; pools of 1 to 4 threads) and records every
+     *   cache line it asks for: each call must ask for exactly the lines of the indices it
+     *   adds to *done, a piece at most, in order from the start of the thread's share, and
+     *   return 1 or 0 as above.
+     * Stub: (void)arg; (void)thread; (void)done; (void)fetch_indices; return 0;
+     */
     const StepWeights *s = arg;
     int begin, end;
     threadpool_share(s->pool, s->n_rows, s->min_rows, thread, &begin, &end);
@@ -729,6 +787,7 @@ static int fetch_share(const void *arg, int thread, size_t *done) {
     fetch_indices(s, begin + (int)*done, begin + (int)upto);
     *done = upto;
     return upto < limit;
+    /* EXERCISE 6.3 END */
 }
 
 /** The StepWeights of every step of a token, in m->ahead: STEPS_PER_LAYER per layer, then the classifier. */
