@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llama2c.h"
 #include "model.h"
 #include "util.h"
 
@@ -61,21 +62,14 @@ const char model_chapter_title[] = "llamabook chapter 2: fp32 forward pass with 
 /* The weights                                                              */
 /* ======================================================================== */
 
-/** Pointers into the mapped checkpoint; row-major, one matrix row per output. */
-typedef struct {
-    const float *token_embedding; // (vocab_size, dim)
-    const float *rms_att;         // (n_layers, dim)
-    const float *wq;              // (n_layers, dim, dim)
-    const float *wk;              // (n_layers, kv_dim, dim)
-    const float *wv;              // (n_layers, kv_dim, dim)
-    const float *wo;              // (n_layers, dim, dim)
-    const float *rms_ffn;         // (n_layers, dim)
-    const float *w1;              // (n_layers, hidden_dim, dim)  gate
-    const float *w2;              // (n_layers, dim, hidden_dim)  down
-    const float *w3;              // (n_layers, hidden_dim, dim)  up
-    const float *rms_final;       // (dim)
-    const float *wcls;            // (vocab_size, dim)  = token_embedding when shared
-} Weights;
+/**
+ * The weights are the checkpoint's fp32 arrays themselves, used where they lie in the mapped
+ * file (src/llama2c.h): token_embedding (vocab_size, dim); for each of the n_layers layers
+ * rms_att and rms_ffn (dim), wq and wo (dim, dim), wk and wv (kv_dim, dim), w1 and w3
+ * (hidden_dim, dim), w2 (dim, hidden_dim); rms_final (dim); wcls (vocab_size, dim), which is
+ * token_embedding itself when the classifier is shared. Row-major, one matrix row per output.
+ */
+typedef Llama2cWeights Weights;
 
 /** Scratch vectors for one position, and the KV cache. */
 typedef struct {
@@ -104,79 +98,16 @@ struct Model {
 /* Loading a llama2.c checkpoint                                            */
 /* ======================================================================== */
 
-/* The legacy "version 0" layout: 7 int32, then fp32 arrays (see ../shared/spec/formats.md). */
-enum { HEADER_INTS = 7, HEADER_BYTES = HEADER_INTS * 4 };
-
-/** acc += a * b * c (counts of floats), or 0 if anything overflows 64 bits. */
-static int add_product(uint64_t *acc, uint64_t a, uint64_t b, uint64_t c) {
-    if (b && a > UINT64_MAX / b) return 0;
-    uint64_t ab = a * b;
-    if (c && ab > UINT64_MAX / c) return 0;
-    if (ab * c > UINT64_MAX - *acc) return 0;
-    *acc += ab * c;
-    return 1;
-}
-
-/** Read and check the header; fills cfg and says whether the classifier is shared. */
-static void read_header(const char *path, const MappedFile *f, ModelConfig *cfg, int *shared_classifier) {
-    if (f->size == 0) fatal("%s: file is empty", path);
-    if (f->size >= 4 && memcmp(f->data, "GGUF", 4) == 0)
-        fatal("%s: this is a GGUF file; chapter 1 reads llama2.c checkpoints (GGUF arrives in chapter 5)", path);
-    if (f->size < HEADER_BYTES) fatal("%s: %zu bytes is too short for a llama2.c header", path, f->size);
-    int32_t h[HEADER_INTS];
-    memcpy(h, f->data, HEADER_BYTES);
-    *cfg = (ModelConfig){.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
-                         .n_kv_heads = h[4], .vocab_size = h[5], .seq_len = h[6]};
-    *shared_classifier = cfg->vocab_size > 0;
-    if (cfg->vocab_size < 0 && cfg->vocab_size != INT32_MIN) cfg->vocab_size = -cfg->vocab_size;
-    const char *names[HEADER_INTS] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-    int values[HEADER_INTS] = {cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
-                               cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len};
-    for (int i = 0; i < HEADER_INTS; i++)
-        if (values[i] <= 0) fatal("%s: header has %s = %d; it must be positive", path, names[i], (int)h[i]);
-    if (cfg->dim % cfg->n_heads)
-        fatal("%s: header has dim %d, not divisible by n_heads %d", path, cfg->dim, cfg->n_heads);
-    if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
-        fatal("%s: header has n_heads %d, not a multiple of n_kv_heads %d", path, cfg->n_heads, cfg->n_kv_heads);
-    cfg->head_size = cfg->dim / cfg->n_heads;
-    if (cfg->head_size % 2) fatal("%s: head size %d is odd; RoPE rotates pairs", path, cfg->head_size);
-    cfg->kv_dim = cfg->head_size * cfg->n_kv_heads;
-    cfg->rope_dim = cfg->head_size;
-    cfg->rms_eps = 1e-5f;
-    cfg->rope_theta = 10000.0f;
-}
-
-/** The file size the header implies, or 0 when it does not fit in 64 bits. */
-static uint64_t expected_file_size(const ModelConfig *c, int shared_classifier) {
-    uint64_t n = 0, L = (uint64_t)c->n_layers, d = (uint64_t)c->dim, kv = (uint64_t)c->kv_dim;
-    int ok = add_product(&n, (uint64_t)c->vocab_size, d, 1)        /* token_embedding */
-             && add_product(&n, L, d, 2)                           /* rms_att, rms_ffn */
-             && add_product(&n, L, d, d) && add_product(&n, L, kv, d)  /* wq, wk */
-             && add_product(&n, L, kv, d) && add_product(&n, L, d, d)  /* wv, wo */
-             && add_product(&n, L, (uint64_t)c->hidden_dim, d * 3)     /* w1, w2, w3 */
-             && add_product(&n, d, 1, 1)                               /* rms_final */
-             && add_product(&n, (uint64_t)c->seq_len, (uint64_t)c->head_size, 1) /* freq_cis real+imag */
-             && (shared_classifier || add_product(&n, (uint64_t)c->vocab_size, d, 1))
-             && n <= (UINT64_MAX - HEADER_BYTES) / 4;
-    return ok ? HEADER_BYTES + 4 * n : 0;
-}
-
-/** Point every weight array at its place in the file (sizes already checked). */
-static void map_weights(Weights *w, const ModelConfig *c, const float *p, int shared_classifier) {
-    size_t L = (size_t)c->n_layers, d = (size_t)c->dim, kv = (size_t)c->kv_dim, h = (size_t)c->hidden_dim;
-    w->token_embedding = p; p += (size_t)c->vocab_size * d;
-    w->rms_att = p;         p += L * d;
-    w->wq = p;              p += L * d * d;
-    w->wk = p;              p += L * kv * d;
-    w->wv = p;              p += L * kv * d;
-    w->wo = p;              p += L * d * d;
-    w->rms_ffn = p;         p += L * d;
-    w->w1 = p;              p += L * h * d;
-    w->w2 = p;              p += L * d * h;
-    w->w3 = p;              p += L * h * d;
-    w->rms_final = p;       p += d;
-    p += (size_t)c->seq_len * (size_t)c->head_size; /* freq_cis_real, freq_cis_imag: obsolete */
-    w->wcls = shared_classifier ? w->token_embedding : p;
+/**
+ * Map the checkpoint and check it (src/llama2c.c: the header, and a file of exactly the size
+ * the header implies), then point every weight array into the mapping: nothing is copied,
+ * and the file stays mapped for as long as the model lives.
+ */
+static void map_weights(Model *m, const char *path) {
+    Llama2cCheckpoint ckpt = llama2c_open(path, "chapter 2");
+    m->cfg = ckpt.cfg;
+    m->file = ckpt.file;
+    m->w = ckpt.w;
 }
 
 static void alloc_activations(Activations *a, const ModelConfig *c) {
@@ -395,16 +326,7 @@ static void forward_position(Model *m, int token, int pos) {
 
 Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
-    m->file = map_file(path);
-    int shared_classifier;
-    read_header(path, &m->file, &m->cfg, &shared_classifier);
-    uint64_t want = expected_file_size(&m->cfg, shared_classifier);
-    if (want == 0) fatal("%s: header sizes overflow", path);
-    if (want != m->file.size)
-        fatal("%s: file is %zu bytes, but its header (dim %d, hidden %d, %d layers, vocab %d, seq_len %d) implies %llu",
-              path, m->file.size, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.vocab_size,
-              m->cfg.seq_len, (unsigned long long)want);
-    map_weights(&m->w, &m->cfg, (const float *)(m->file.data + HEADER_BYTES), shared_classifier);
+    map_weights(m, path);
     alloc_activations(&m->a, &m->cfg);
     if (opts && opts->verbose) {
         fprintf(stderr, "%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %zu weight bytes\n",

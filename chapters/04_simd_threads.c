@@ -113,6 +113,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "llama2c.h"
 #include "model.h"
 #include "threadpool.h"
 #include "util.h"
@@ -195,7 +196,6 @@ typedef struct {
 
 struct Model {
     ModelConfig cfg;
-    MappedFile file;     // the checkpoint, unmapped once it has been read
     void *memory;        // all the weights, quantized or fp32: one allocation
     size_t memory_bytes; // its size
     Weights w;
@@ -207,76 +207,20 @@ struct Model {
 /* Loading a llama2.c checkpoint                                            */
 /* ======================================================================== */
 
-/* The legacy "version 0" layout: 7 int32, then fp32 arrays (see ../shared/spec/formats.md). */
-enum { HEADER_INTS = 7, HEADER_BYTES = HEADER_INTS * 4 };
-
-/** acc += a * b * c (counts of floats), or 0 if anything overflows 64 bits. */
-static int add_product(uint64_t *acc, uint64_t a, uint64_t b, uint64_t c) {
-    if (b && a > UINT64_MAX / b) return 0;
-    uint64_t ab = a * b;
-    if (c && ab > UINT64_MAX / c) return 0;
-    if (ab * c > UINT64_MAX - *acc) return 0;
-    *acc += ab * c;
-    return 1;
-}
-
-/** Read and check the header; fills cfg and says whether the classifier is shared. */
-static void read_header(const char *path, const MappedFile *f, ModelConfig *cfg, int *shared_classifier) {
-    if (f->size == 0) fatal("%s: file is empty", path);
-    if (f->size >= 4 && memcmp(f->data, "GGUF", 4) == 0)
-        fatal("%s: this is a GGUF file; chapter 1 reads llama2.c checkpoints (GGUF arrives in chapter 5)", path);
-    if (f->size < HEADER_BYTES) fatal("%s: %zu bytes is too short for a llama2.c header", path, f->size);
-    int32_t h[HEADER_INTS];
-    memcpy(h, f->data, HEADER_BYTES);
-    *cfg = (ModelConfig){.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
-                         .n_kv_heads = h[4], .vocab_size = h[5], .seq_len = h[6]};
-    *shared_classifier = cfg->vocab_size > 0;
-    if (cfg->vocab_size < 0 && cfg->vocab_size != INT32_MIN) cfg->vocab_size = -cfg->vocab_size;
-    const char *names[HEADER_INTS] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-    int values[HEADER_INTS] = {cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
-                               cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len};
-    for (int i = 0; i < HEADER_INTS; i++)
-        if (values[i] <= 0) fatal("%s: header has %s = %d; it must be positive", path, names[i], (int)h[i]);
-    if (cfg->dim % cfg->n_heads)
-        fatal("%s: header has dim %d, not divisible by n_heads %d", path, cfg->dim, cfg->n_heads);
-    if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
-        fatal("%s: header has n_heads %d, not a multiple of n_kv_heads %d", path, cfg->n_heads, cfg->n_kv_heads);
-    cfg->head_size = cfg->dim / cfg->n_heads;
-    if (cfg->head_size % 2) fatal("%s: head size %d is odd; RoPE rotates pairs", path, cfg->head_size);
-    cfg->kv_dim = cfg->head_size * cfg->n_kv_heads;
-    cfg->rope_dim = cfg->head_size;
-    cfg->rms_eps = 1e-5f;
-    cfg->rope_theta = 10000.0f;
-}
-
-/** The file size the header implies, or 0 when it does not fit in 64 bits. */
-static uint64_t expected_file_size(const ModelConfig *c, int shared_classifier) {
-    uint64_t n = 0, L = (uint64_t)c->n_layers, d = (uint64_t)c->dim, kv = (uint64_t)c->kv_dim;
-    int ok = add_product(&n, (uint64_t)c->vocab_size, d, 1)        /* token_embedding */
-             && add_product(&n, L, d, 2)                           /* rms_att, rms_ffn */
-             && add_product(&n, L, d, d) && add_product(&n, L, kv, d)  /* wq, wk */
-             && add_product(&n, L, kv, d) && add_product(&n, L, d, d)  /* wv, wo */
-             && add_product(&n, L, (uint64_t)c->hidden_dim, d * 3)     /* w1, w2, w3 */
-             && add_product(&n, d, 1, 1)                               /* rms_final */
-             && add_product(&n, (uint64_t)c->seq_len, (uint64_t)c->head_size, 1) /* freq_cis real+imag */
-             && (shared_classifier || add_product(&n, (uint64_t)c->vocab_size, d, 1))
-             && n <= (UINT64_MAX - HEADER_BYTES) / 4;
-    return ok ? HEADER_BYTES + 4 * n : 0;
-}
-
 /**
  * Walks the checkpoint's arrays in file order and converts them into the
- * model's own memory. Behind it, the pages of the mapping already read go
- * back to the kernel, so the fp32 file and its int8 copy are never both
- * resident. With out == NULL it only counts the bytes it would need.
+ * model's own memory (chapter 1's reader, src/llama2c.h, has mapped and
+ * checked the file and points at each array). Behind it, the pages of the
+ * mapping already read go back to the kernel, so the fp32 file and its int8
+ * copy are never both resident. With out == NULL it only counts the bytes it
+ * would need.
  */
 typedef struct {
-    const MappedFile *file;
-    size_t pos;      // next byte of the file to read
-    size_t released; // the file's bytes before this have been handed back
-    uint8_t *out;    // the model's memory (NULL: only count)
-    size_t used;     // bytes of it given out so far
-    int verbose;     // say which matrices stay fp32
+    const MappedFile *file; // the checkpoint's mapping
+    size_t released;        // the file's bytes before this have been handed back
+    uint8_t *out;           // the model's memory (NULL: only count)
+    size_t used;            // bytes of it given out so far
+    int verbose;            // say which matrices stay fp32
 } Loader;
 
 /* Release in steps of 1 MiB, cut at 64 KiB (a multiple of any page size). */
@@ -289,44 +233,43 @@ static void *take(Loader *ld, size_t bytes) {
     return ld->out ? ld->out + at : NULL;
 }
 
-/** The next @p n floats of the file. Everything before them has been used: release it. */
-static const float *consume(Loader *ld, size_t n) {
-    if (ld->out && ld->pos - ld->released >= RELEASE_STEP) {
-        size_t upto = ld->pos & ~(size_t)(RELEASE_ALIGN - 1);
+/** @p src, the file's floats read next. Everything before them has been used: release it. */
+static const float *consume(Loader *ld, const float *src) {
+    size_t pos = (size_t)((const uint8_t *)src - ld->file->data);
+    if (ld->out && pos - ld->released >= RELEASE_STEP) {
+        size_t upto = pos & ~(size_t)(RELEASE_ALIGN - 1);
         release_mapped_range(ld->file, ld->released, upto - ld->released);
         ld->released = upto;
     }
-    const float *p = (const float *)(ld->file->data + ld->pos);
-    ld->pos += n * sizeof(float);
-    return p;
+    return src;
 }
 
-/** The next @p n floats, copied (RMSNorm weights stay fp32). */
-static const float *load_floats(Loader *ld, size_t n) {
+/** The @p n floats at @p src, copied (RMSNorm weights stay fp32). */
+static const float *load_floats(Loader *ld, const float *src, size_t n) {
     float *dst = take(ld, n * sizeof(float));
-    const float *src = consume(ld, n);
+    consume(ld, src);
     if (dst) memcpy(dst, src, n * sizeof(float));
     return dst;
 }
 
 /**
- * The next @p rows rows of @p cols floats, quantized row by row to Q8_0, or
- * copied as fp32 when @p cols is not a multiple of 32.
+ * The @p rows rows of @p cols floats at @p src, quantized row by row to Q8_0,
+ * or copied as fp32 when @p cols is not a multiple of 32.
  */
-static QMatrix load_matrix(Loader *ld, const char *name, size_t rows, int cols) {
+static QMatrix load_matrix(Loader *ld, const char *name, const float *src, size_t rows, int cols) {
     QMatrix m = {NULL, NULL, rows, cols};
     size_t n = (size_t)cols;
     if (cols % QK == 0) {
         BlockQ8 *q = take(ld, rows * (n / QK) * sizeof(BlockQ8));
         for (size_t r = 0; r < rows; r++) {
-            const float *row = consume(ld, n);
+            const float *row = consume(ld, src + r * n);
             if (q) quantize_q8(q + r * (n / QK), row, cols);
         }
         m.q = q;
     } else {
         float *f = take(ld, rows * n * sizeof(float));
         for (size_t r = 0; r < rows; r++) {
-            const float *row = consume(ld, n);
+            const float *row = consume(ld, src + r * n);
             if (f) memcpy(f + r * n, row, n * sizeof(float));
         }
         m.f = f;
@@ -336,23 +279,24 @@ static QMatrix load_matrix(Loader *ld, const char *name, size_t rows, int cols) 
     return m;
 }
 
-/** Read every array of the checkpoint into the model's memory (sizes already checked). */
-static void load_weights(Weights *w, const ModelConfig *c, Loader *ld, int shared_classifier) {
+/** Read every array of the checkpoint (src/llama2c.h) into the model's memory, in file order. */
+static void load_weights(Weights *w, const Llama2cCheckpoint *ckpt, Loader *ld) {
+    const ModelConfig *c = &ckpt->cfg;
+    const Llama2cWeights *f = &ckpt->w;
     size_t L = (size_t)c->n_layers, d = (size_t)c->dim, kv = (size_t)c->kv_dim, h = (size_t)c->hidden_dim;
-    ld->pos = HEADER_BYTES;
-    w->token_embedding = load_matrix(ld, "token_embedding", (size_t)c->vocab_size, c->dim);
-    w->rms_att = load_floats(ld, L * d);
-    w->wq = load_matrix(ld, "wq", L * d, c->dim);
-    w->wk = load_matrix(ld, "wk", L * kv, c->dim);
-    w->wv = load_matrix(ld, "wv", L * kv, c->dim);
-    w->wo = load_matrix(ld, "wo", L * d, c->dim);
-    w->rms_ffn = load_floats(ld, L * d);
-    w->w1 = load_matrix(ld, "w1", L * h, c->dim);
-    w->w2 = load_matrix(ld, "w2", L * d, c->hidden_dim);
-    w->w3 = load_matrix(ld, "w3", L * h, c->dim);
-    w->rms_final = load_floats(ld, d);
-    consume(ld, (size_t)c->seq_len * (size_t)c->head_size); /* freq_cis_real, freq_cis_imag: obsolete */
-    w->wcls = shared_classifier ? w->token_embedding : load_matrix(ld, "wcls", (size_t)c->vocab_size, c->dim);
+    size_t vocab = (size_t)c->vocab_size;
+    w->token_embedding = load_matrix(ld, "token_embedding", f->token_embedding, vocab, c->dim);
+    w->rms_att = load_floats(ld, f->rms_att, L * d);
+    w->wq = load_matrix(ld, "wq", f->wq, L * d, c->dim);
+    w->wk = load_matrix(ld, "wk", f->wk, L * kv, c->dim);
+    w->wv = load_matrix(ld, "wv", f->wv, L * kv, c->dim);
+    w->wo = load_matrix(ld, "wo", f->wo, L * d, c->dim);
+    w->rms_ffn = load_floats(ld, f->rms_ffn, L * d);
+    w->w1 = load_matrix(ld, "w1", f->w1, L * h, c->dim);
+    w->w2 = load_matrix(ld, "w2", f->w2, L * d, c->hidden_dim);
+    w->w3 = load_matrix(ld, "w3", f->w3, L * h, c->dim);
+    w->rms_final = load_floats(ld, f->rms_final, d);
+    w->wcls = ckpt->shared_classifier ? w->token_embedding : load_matrix(ld, "wcls", f->wcls, vocab, c->dim);
 }
 
 static void alloc_activations(Activations *a, const ModelConfig *c) {
@@ -710,24 +654,17 @@ static void forward_position(Model *m, int token, int pos) {
 
 Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
-    m->file = map_file(path);
-    int shared_classifier;
-    read_header(path, &m->file, &m->cfg, &shared_classifier);
-    uint64_t want = expected_file_size(&m->cfg, shared_classifier);
-    if (want == 0) fatal("%s: header sizes overflow", path);
-    if (want != m->file.size)
-        fatal("%s: file is %zu bytes, but its header (dim %d, hidden %d, %d layers, vocab %d, seq_len %d) implies %llu",
-              path, m->file.size, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.vocab_size,
-              m->cfg.seq_len, (unsigned long long)want);
+    Llama2cCheckpoint ckpt = llama2c_open(path, "chapter 4");
+    m->cfg = ckpt.cfg;
     int verbose = opts && opts->verbose;
-    Loader count = {&m->file, 0, 0, NULL, 0, verbose}; /* a dry run: how many bytes the model needs */
-    load_weights(&m->w, &m->cfg, &count, shared_classifier);
+    Loader count = {&ckpt.file, 0, NULL, 0, verbose}; /* a dry run: how many bytes the model needs */
+    load_weights(&m->w, &ckpt, &count);
     m->memory_bytes = count.used;
     m->memory = xmalloc(m->memory_bytes);
-    Loader fill = {&m->file, 0, 0, m->memory, 0, verbose};
-    load_weights(&m->w, &m->cfg, &fill, shared_classifier);
-    size_t file_bytes = m->file.size;
-    unmap_file(&m->file); /* everything the model needs is in m->memory now */
+    Loader fill = {&ckpt.file, 0, m->memory, 0, verbose};
+    load_weights(&m->w, &ckpt, &fill);
+    size_t file_bytes = ckpt.file.size;
+    llama2c_close(&ckpt); /* everything the model needs is in m->memory now */
     alloc_activations(&m->a, &m->cfg);
     m->pool = threadpool_create(opts ? opts->n_threads : 0);
     if (opts && opts->verbose) {
@@ -817,7 +754,6 @@ void model_close(Model *m) {
     if (!m) return;
     threadpool_destroy(m->pool);
     free_activations(&m->a);
-    unmap_file(&m->file);
     free(m->memory);
     free(m);
 }

@@ -110,7 +110,7 @@ static inline int8_t to_int8(float r) {
 
 /**
  * Quantize n values (n a multiple of 32) into n / 32 blocks, exactly as
- * llama.cpp's reference quantizer (../shared/spec/formats.md, section 4):
+ * llama.cpp's reference quantizer (docs/formats.md, section Q8_0):
  * d = max|x| / 127, id = 1/d (0 for a block of zeros), q = roundf(x * id),
  * all in fp32; only then is d rounded to fp16. (So q is computed with the
  * fp32 d, not the stored one; that is what makes the bytes match.)

@@ -10,7 +10,7 @@
  * -DLB_SIMD=1) gets the AVX2 / AVX-512 / NEON versions; built without -march
  * every kernel is the plain-C one.
  *
- * @section q_layout The block layouts (../shared/spec/formats.md, section 4)
+ * @section q_layout The block layouts (the book's formats appendix, docs/formats.md)
  *
  *   | type | weights | bytes | bits/weight | weight value                                 |
  *   |------|---------|-------|-------------|----------------------------------------------|

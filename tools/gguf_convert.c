@@ -5,9 +5,10 @@
  *
  *     build/gguf_convert -m MODEL.bin -z TOKENIZER.bin -o OUT.gguf [-t f32|f16|q8_0|q4_0]
  *
- * It writes what llama.cpp's own tools write (../shared/models/README.md,
- * "GGUF layout and metadata written by the converter"): the llama.* shape
- * keys with context_length = the checkpoint's seq_len, the vocabulary with
+ * It reads the checkpoint with chapter 1's reader (src/llama2c.h) and writes
+ * what llama.cpp's own tools write (the file format: the book's formats
+ * appendix, docs/formats.md, section GGUF): the llama.* shape keys with
+ * context_length = the checkpoint's seq_len, the vocabulary with
  * spaces as U+2581, ids 0/1/2 renamed `<unk>`/`<s>`/`</s>` (types unknown,
  * control, control), `<0xNN>` pieces typed as bytes, and always a separate
  * `output.weight`. The tensor order and the metadata order are those of
@@ -33,6 +34,7 @@
 
 #include "fp16.h"
 #include "gguf.h"
+#include "llama2c.h"
 #include "q8_kernels.h"
 #include "quants.h"
 #include "util.h"
@@ -41,50 +43,7 @@
 /* Reading the llama2.c files                                               */
 /* ======================================================================== */
 
-typedef struct {
-    int dim, hidden, layers, heads, kv_heads, vocab, seq_len;
-    int shared; /* the classifier is the token embedding */
-    const float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final, *wcls;
-} Checkpoint;
-
-static void read_checkpoint(const char *path, const MappedFile *f, Checkpoint *c) {
-    if (f->size < 28) fatal("%s: %zu bytes is too short for a llama2.c header", path, f->size);
-    if (memcmp(f->data, "GGUF", 4) == 0) fatal("%s: this is already a GGUF file", path);
-    int32_t h[7];
-    memcpy(h, f->data, sizeof h);
-    c->shared = h[5] > 0;
-    if (h[5] < 0 && h[5] != INT32_MIN) h[5] = -h[5];
-    const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-    for (int i = 0; i < 7; i++)
-        if (h[i] <= 0) fatal("%s: header has %s = %d; it must be positive", path, names[i], (int)h[i]);
-    c->dim = h[0], c->hidden = h[1], c->layers = h[2], c->heads = h[3], c->kv_heads = h[4], c->vocab = h[5];
-    c->seq_len = h[6];
-    if (c->dim % c->heads || (c->dim / c->heads) % 2)
-        fatal("%s: dim %d is not an even multiple of n_heads %d", path, c->dim, c->heads);
-    if (c->kv_heads > c->heads || c->heads % c->kv_heads)
-        fatal("%s: n_heads %d is not a multiple of n_kv_heads %d", path, c->heads, c->kv_heads);
-    uint64_t d = (uint64_t)c->dim, L = (uint64_t)c->layers, kv = d / (uint64_t)c->heads * (uint64_t)c->kv_heads;
-    uint64_t hs = d / (uint64_t)c->heads, V = (uint64_t)c->vocab, H = (uint64_t)c->hidden;
-    /* every factor is below 2^31, and the sum of these products fits easily in 64 bits */
-    uint64_t floats = V * d + 2 * L * d + 2 * L * d * d + 2 * L * kv * d + 3 * L * H * d + d +
-                      (uint64_t)c->seq_len * hs + (c->shared ? 0 : V * d);
-    if (floats > (UINT64_MAX - 28) / 4 || 28 + 4 * floats != f->size)
-        fatal("%s: file is %zu bytes, but its header implies %llu", path, f->size, (unsigned long long)(28 + 4 * floats));
-    const float *p = (const float *)(f->data + 28);
-    c->emb = p; p += V * d;
-    c->rms_att = p; p += L * d;
-    c->wq = p; p += L * d * d;
-    c->wk = p; p += L * kv * d;
-    c->wv = p; p += L * kv * d;
-    c->wo = p; p += L * d * d;
-    c->rms_ffn = p; p += L * d;
-    c->w1 = p; p += L * H * d;
-    c->w2 = p; p += L * d * H;
-    c->w3 = p; p += L * H * d;
-    c->rms_final = p; p += d;
-    p += (uint64_t)c->seq_len * hs; /* freq_cis: not written to GGUF */
-    c->wcls = c->shared ? c->emb : p;
-}
+/* The checkpoint is read by chapter 1's reader (src/llama2c.h), in main(). */
 
 /** The llama2.c tokenizer's pieces and scores, for exactly @p n tokens. */
 typedef struct {
@@ -250,14 +209,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(type_name, "q4_0")) type = Q_Q4_0, file_type = 2;
     else fatal("-t %s: expected f32, f16, q8_0 or q4_0", type_name);
 
-    MappedFile mf = map_file(model);
-    Checkpoint c;
-    read_checkpoint(model, &mf, &c);
-    Pieces v = read_tokenizer(tok, c.vocab);
+    Llama2cCheckpoint ckpt = llama2c_open(model, "gguf_convert"); /* chapter 1's reader */
+    const ModelConfig *c = &ckpt.cfg;
+    const Llama2cWeights *w = &ckpt.w;
+    Pieces v = read_tokenizer(tok, c->vocab_size);
 
     /* The tensors, in the order llama.cpp's tools write them. */
-    size_t d = (size_t)c.dim, kv = d / (size_t)c.heads * (size_t)c.kv_heads, H = (size_t)c.hidden;
-    int n_t = 3 + 9 * c.layers;
+    size_t d = (size_t)c->dim, kv = (size_t)c->kv_dim, H = (size_t)c->hidden_dim;
+    int n_t = 3 + 9 * c->n_layers;
     Tensor *ts = xcalloc((size_t)n_t, sizeof(Tensor));
     int k = 0;
 #define ADD(nm, r, cl, src_, ty) (snprintf(ts[k].name, sizeof ts[k].name, "%s", nm), ts[k].rows = (r), \
@@ -267,10 +226,10 @@ int main(int argc, char **argv) {
 #define MAT_TYPE(cols) ((cols) % quant_block_size(mat) ? Q_F16 : mat)
     char nm[GGUF_MAX_NAME + 1];
     if (type == Q_F32) { /* llama-convert-llama2c-to-ggml's order */
-        ADD("token_embd.weight", c.vocab, c.dim, c.emb, Q_F32);
-        ADD("output_norm.weight", 0, c.dim, c.rms_final, Q_F32);
-        ADD("output.weight", c.vocab, c.dim, c.wcls, Q_F32);
-        for (int l = 0; l < c.layers; l++) {
+        ADD("token_embd.weight", c->vocab_size, c->dim, w->token_embedding, Q_F32);
+        ADD("output_norm.weight", 0, c->dim, w->rms_final, Q_F32);
+        ADD("output.weight", c->vocab_size, c->dim, w->wcls, Q_F32);
+        for (int l = 0; l < c->n_layers; l++) {
             static const char *const order[9] = {"attn_q", "attn_k", "attn_v", "attn_output", "attn_norm",
                                                  "ffn_gate", "ffn_down", "ffn_up", "ffn_norm"};
             for (int j = 0; j < 9; j++) {
@@ -279,10 +238,10 @@ int main(int argc, char **argv) {
             }
         }
     } else { /* llama-quantize's order: output, output_norm, token_embd, then each block alphabetically */
-        ADD("output.weight", c.vocab, c.dim, c.wcls, c.dim % quant_block_size(out_type) ? Q_F16 : out_type);
-        ADD("output_norm.weight", 0, c.dim, c.rms_final, Q_F32);
-        ADD("token_embd.weight", c.vocab, c.dim, c.emb, MAT_TYPE(c.dim));
-        for (int l = 0; l < c.layers; l++) {
+        ADD("output.weight", c->vocab_size, c->dim, w->wcls, c->dim % quant_block_size(out_type) ? Q_F16 : out_type);
+        ADD("output_norm.weight", 0, c->dim, w->rms_final, Q_F32);
+        ADD("token_embd.weight", c->vocab_size, c->dim, w->token_embedding, MAT_TYPE(c->dim));
+        for (int l = 0; l < c->n_layers; l++) {
             static const char *const order[9] = {"attn_k", "attn_norm", "attn_output", "attn_q", "attn_v",
                                                  "ffn_down", "ffn_gate", "ffn_norm", "ffn_up"};
             for (int j = 0; j < 9; j++) {
@@ -299,15 +258,15 @@ int main(int argc, char **argv) {
         char part[32];
         if (sscanf(t->name, "blk.%d.%31[a-z_].weight", &l, part) != 2) continue;
         size_t L = (size_t)l;
-        if (!strcmp(part, "attn_norm")) t->rows = 0, t->cols = c.dim, t->src = c.rms_att + L * d;
-        else if (!strcmp(part, "ffn_norm")) t->rows = 0, t->cols = c.dim, t->src = c.rms_ffn + L * d;
-        else if (!strcmp(part, "attn_q")) t->rows = c.dim, t->cols = c.dim, t->src = c.wq + L * d * d;
-        else if (!strcmp(part, "attn_k")) t->rows = (int)kv, t->cols = c.dim, t->src = c.wk + L * kv * d;
-        else if (!strcmp(part, "attn_v")) t->rows = (int)kv, t->cols = c.dim, t->src = c.wv + L * kv * d;
-        else if (!strcmp(part, "attn_output")) t->rows = c.dim, t->cols = c.dim, t->src = c.wo + L * d * d;
-        else if (!strcmp(part, "ffn_gate")) t->rows = c.hidden, t->cols = c.dim, t->src = c.w1 + L * H * d;
-        else if (!strcmp(part, "ffn_down")) t->rows = c.dim, t->cols = c.hidden, t->src = c.w2 + L * d * H;
-        else if (!strcmp(part, "ffn_up")) t->rows = c.hidden, t->cols = c.dim, t->src = c.w3 + L * H * d;
+        if (!strcmp(part, "attn_norm")) t->rows = 0, t->cols = c->dim, t->src = w->rms_att + L * d;
+        else if (!strcmp(part, "ffn_norm")) t->rows = 0, t->cols = c->dim, t->src = w->rms_ffn + L * d;
+        else if (!strcmp(part, "attn_q")) t->rows = c->dim, t->cols = c->dim, t->src = w->wq + L * d * d;
+        else if (!strcmp(part, "attn_k")) t->rows = (int)kv, t->cols = c->dim, t->src = w->wk + L * kv * d;
+        else if (!strcmp(part, "attn_v")) t->rows = (int)kv, t->cols = c->dim, t->src = w->wv + L * kv * d;
+        else if (!strcmp(part, "attn_output")) t->rows = c->dim, t->cols = c->dim, t->src = w->wo + L * d * d;
+        else if (!strcmp(part, "ffn_gate")) t->rows = c->hidden_dim, t->cols = c->dim, t->src = w->w1 + L * H * d;
+        else if (!strcmp(part, "ffn_down")) t->rows = c->dim, t->cols = c->hidden_dim, t->src = w->w2 + L * d * H;
+        else if (!strcmp(part, "ffn_up")) t->rows = c->hidden_dim, t->cols = c->dim, t->src = w->w3 + L * H * d;
         if (t->rows) t->type = type == Q_F32 ? Q_F32 : MAT_TYPE(t->cols);
     }
 #undef MAT_TYPE
@@ -352,13 +311,13 @@ int main(int argc, char **argv) {
     kv_u32(&o, "tokenizer.ggml.seperator_token_id", 0xffffffffu); /* sic: llama.cpp's spelling */
     kv_u32(&o, "tokenizer.ggml.padding_token_id", 0xffffffffu);
     /* the shape */
-    kv_u32(&o, "llama.context_length", (uint32_t)c.seq_len);
-    kv_u32(&o, "llama.embedding_length", (uint32_t)c.dim);
-    kv_u32(&o, "llama.feed_forward_length", (uint32_t)c.hidden);
-    kv_u32(&o, "llama.attention.head_count", (uint32_t)c.heads);
-    kv_u32(&o, "llama.attention.head_count_kv", (uint32_t)c.kv_heads);
-    kv_u32(&o, "llama.block_count", (uint32_t)c.layers);
-    kv_u32(&o, "llama.rope.dimension_count", (uint32_t)(c.dim / c.heads));
+    kv_u32(&o, "llama.context_length", (uint32_t)c->seq_len);
+    kv_u32(&o, "llama.embedding_length", (uint32_t)c->dim);
+    kv_u32(&o, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    kv_u32(&o, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(&o, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_u32(&o, "llama.block_count", (uint32_t)c->n_layers);
+    kv_u32(&o, "llama.rope.dimension_count", (uint32_t)c->head_size);
     kv_f32(&o, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     if (type != Q_F32) {
         kv_u32(&o, "general.quantization_version", 2);
@@ -398,6 +357,6 @@ int main(int argc, char **argv) {
     free(v.texts); free(v.lens); free(v.scores); free(v.types);
     free(ts);
     free(tmp);
-    unmap_file(&mf);
+    llama2c_close(&ckpt);
     return 0;
 }

@@ -13,9 +13,10 @@
  *                    --vocab V --seq-len S] [--seed N] [--shared|--unshared]
  *                   -o MODEL.bin [--tokenizer-out TOK.bin]
  *
- * The checkpoint is llama2.c's legacy version 0 layout (shared/spec/formats.md
- * section 1). The initialisation is the recipe of shared/models/README.md
- * (syn-k256): embedding std 0.1 (scaled down for models wider than 256, see
+ * The checkpoint is llama2.c's legacy version 0 layout (the book's formats
+ * appendix, docs/formats.md, section llama2.c checkpoint). The initialisation
+ * is the recipe of the synthetic model syn-k256: embedding std 0.1 (scaled
+ * down for models wider than 256, see
  * embedding_std()) and every matrix N(0, (g / sqrt(fan_in))^2) with sharp
  * attention only in layer 0. A plain N(0, 1/fan_in) everywhere gives a model
  * that repeats one token; sharp attention everywhere gives a chaotic one.
@@ -225,7 +226,7 @@ enum { T_EMBED, T_WQ, T_WK, T_WV, T_WO, T_W1, T_W2, T_W3, T_WCLS };
 /**
  * The syn-k256 gains: sharp attention in layer 0 (it acts on the embeddings
  * themselves), gentler later layers and halved residual outputs, which gives
- * varied greedy text without chaos (see shared/models/README.md).
+ * varied greedy text without chaos.
  */
 static double gain(int tensor, long layer) {
     switch (tensor) {
@@ -390,7 +391,7 @@ static void write_rope_tables(Writer *w, const Shape *s) {
     if (n > 0) writer_submit(w, (size_t)n * sizeof(float));
 }
 
-/** The whole checkpoint, in the order of formats.md section 1. */
+/** The whole checkpoint, in the order of docs/formats.md, section llama2.c checkpoint. */
 static void write_model(Writer *w, const Shape *s, int unshared) {
     const long d = s->dim, kv = kv_dim(s), h = s->hidden, L = s->layers;
     const int32_t header[7] = {(int32_t)d, (int32_t)h, (int32_t)L, (int32_t)s->heads, (int32_t)s->kv_heads,
