@@ -7,7 +7,7 @@
  *     build/tests/unit_gguf --write-cases DIR   write DIR/<case>.gguf and DIR/cases.tsv
  *
  * The checks: every GGUF in SHARED parses, with the tensor counts and types
- * that models/README.md lists and tensor bytes equal to the .bin's; each
+ * that the shared data lists for it and tensor bytes equal to the .bin's; each
  * malformed file below is rejected by gguf_parse() with the expected message
  * (one check per case); the typed getters refuse the wrong types; and the
  * 32000-token vocabulary of llama-spm-vocab.gguf, read through the reader,
@@ -30,6 +30,7 @@
 
 #include "fp16.h"
 #include "gguf.h"
+#include "llama2c.h"
 #include "tokenizer.h"
 #include "unit.h"
 #include "util.h"
@@ -648,21 +649,15 @@ static void check_f32_equals_bin(const char *shared, const char *gguf_name, cons
         return;
     }
     GgufFile *g = gguf_open(gp);
-    MappedFile bin = map_file(bp);
-    int32_t h[7];
-    memcpy(h, bin.data, sizeof h);
-    size_t dim = (size_t)h[0], vocab = (size_t)(h[5] < 0 ? -h[5] : h[5]), L = (size_t)h[2];
-    const float *p = (const float *)(bin.data + 28);
-    const float *emb = p, *rms_att = emb + vocab * dim, *wq = rms_att + L * dim;
-    size_t kv_dim = dim * (size_t)h[4] / (size_t)h[3], hidden = (size_t)h[1];
-    const float *rms_final = wq + L * dim * dim * 2 + 2 * L * kv_dim * dim + L * dim + 3 * L * hidden * dim;
+    Llama2cCheckpoint bin = llama2c_open(bp, "unit_gguf"); /* chapter 1's reader: the arrays' places */
+    size_t dim = (size_t)bin.cfg.dim, vocab = (size_t)bin.cfg.vocab_size;
     const GgufTensor *te = gguf_find_tensor(g, "token_embd.weight"), *tq = gguf_find_tensor(g, "blk.0.attn_q.weight"),
                      *tn = gguf_find_tensor(g, "output_norm.weight");
     int ok = te && tq && tn && te->n_bytes == 4 * vocab * dim && tq->n_bytes == 4 * dim * dim &&
-             tn->n_bytes == 4 * dim && memcmp(te->data, emb, te->n_bytes) == 0 &&
-             memcmp(tq->data, wq, tq->n_bytes) == 0 && memcmp(tn->data, rms_final, tn->n_bytes) == 0;
+             tn->n_bytes == 4 * dim && memcmp(te->data, bin.w.token_embedding, te->n_bytes) == 0 &&
+             memcmp(tq->data, bin.w.wq, tq->n_bytes) == 0 && memcmp(tn->data, bin.w.rms_final, tn->n_bytes) == 0;
     CHECK(name, ok, "bytes differ");
-    unmap_file(&bin);
+    llama2c_close(&bin);
     gguf_close(g);
     free(gp);
     free(bp);
