@@ -59,12 +59,14 @@ prompt_text() { awk -F '\t' -v id="$1" '$1 == id { print $2 }' "$SHARED/referenc
 
 # greedy_ids BIN MODEL TOKENIZER PROMPT POSITIONS [EXTRA...]: print the ids of a
 # greedy run that uses POSITIONS positions in all (BOS and prompt included),
-# which is how the reference .tokens files count.
+# which is how the reference .tokens files count. TOKENIZER "-": none (a GGUF
+# file brings its own vocabulary).
 greedy_ids() {
     local bin=$1 model=$2 tok=$3 prompt=$4 positions=$5; shift 5
-    local n_prompt
-    n_prompt=$("$bin" -m "$model" -z "$tok" -p "$prompt" -n 0 --ids "$@" 2>/dev/null | wc -w) || return 1
-    "$bin" -m "$model" -z "$tok" -p "$prompt" --temp 0 -n $((positions + 1 - n_prompt)) --ids "$@" 2>/dev/null
+    local n_prompt z=()
+    [ "$tok" != - ] && z=(-z "$tok")
+    n_prompt=$("$bin" -m "$model" "${z[@]}" -p "$prompt" -n 0 --ids "$@" 2>/dev/null | wc -w) || return 1
+    "$bin" -m "$model" "${z[@]}" -p "$prompt" --temp 0 -n $((positions + 1 - n_prompt)) --ids "$@" 2>/dev/null
 }
 
 # save_greedy FILE ARGS...: greedy_ids ARGS... > FILE
@@ -92,4 +94,62 @@ le32() {
 with_header() {
     local out=$1 src=$2; shift 2
     { le32 "$@"; tail -c +29 "$src"; } >"$out"
+}
+
+# ---- The chapters' table (chapters/chapters.tsv) ------------------------
+# The test stages find the chapters here instead of naming them, so that a new chapter is
+# tested by its row alone. Columns: chapter NN, kind plain|simd, reads bin|gguf, introduces.
+CHAPTER_TABLE=${CHAPTER_TABLE:-chapters/chapters.tsv}
+
+# chapters [COLUMN=VALUE...]: the chapter numbers (NN) of the table, in order, that match
+# every filter: `chapters` (all), `chapters kind=simd`, `chapters kind=simd reads=gguf`.
+chapters() {
+    awk -F '\t' -v want="$*" '
+        BEGIN { col["chapter"] = 1; col["kind"] = 2; col["reads"] = 3; col["introduces"] = 4
+                n = split(want, f, " ")
+                for (i = 1; i <= n; i++) {
+                    split(f[i], kv, "=")
+                    if (!(kv[1] in col)) { print "chapters: unknown column " kv[1] > "/dev/stderr"; exit 2 }
+                    c[i] = col[kv[1]]; v[i] = kv[2]
+                } }
+        /^#/ || NF < 4 { next }
+        { for (i = 1; i <= n; i++) if ($(c[i]) != v[i]) next; print $1 }' "$CHAPTER_TABLE"
+}
+
+# chapter_is NN COLUMN=VALUE...: true when chapter NN's row matches every filter
+chapter_is() { local nn=$1; shift; chapters "$@" | grep -qx "$nn"; }
+
+# chapter_field NN COLUMN: one field of chapter NN's row (kind, reads or introduces)
+chapter_field() {
+    awk -F '\t' -v nn="$1" -v name="$2" '
+        BEGIN { col["chapter"] = 1; col["kind"] = 2; col["reads"] = 3; col["introduces"] = 4 }
+        !/^#/ && $1 == nn { print $(col[name]); exit }' "$CHAPTER_TABLE"
+}
+
+# chapter_before NN [COLUMN=VALUE...]: the last chapter before NN that matches the filters
+# (`chapter_before 06` is 05, `chapter_before 06 reads=bin` is 04); nothing when there is none
+chapter_before() {
+    local nn=$1; shift
+    chapters "$@" | awk -v nn="$nn" '$1 + 0 < nn + 0 { last = $1 } END { if (last != "") print last }'
+}
+
+# chapter_first [COLUMN=VALUE...]: the first chapter that matches the filters
+chapter_first() { chapters "$@" | head -n 1; }
+
+# thread_args NN T: "-t T" for a simd chapter (which has a thread pool), nothing for a plain one
+thread_args() { [ "$2" != - ] && chapter_is "$1" kind=simd && echo "-t $2"; return 0; }
+
+# tiny_gguf TYPE: build/models/tiny.bin converted to a GGUF of TYPE (q4_0, q8_0, f32, ...) by
+# gguf_convert, made beside it on first use and again whenever tiny.bin is newer, as
+# tools/grade/grade.sh and the Makefile's `run` make it; prints its path, or fails. A cross
+# build (HOST_BUILD) uses the host's converter.
+tiny_gguf() {
+    local host=${HOST_BUILD:-$BUILD}
+    local out=$host/models/tiny-$1.gguf
+    if [ ! -e "$out" ] || [ "$host/models/tiny.bin" -nt "$out" ]; then
+        [ -x "$host/gguf_convert" ] && [ -e "$host/models/tiny.bin" ] || return 1
+        "$host/gguf_convert" -m "$host/models/tiny.bin" -z "$host/models/tok512.bin" -o "$out.tmp$$" -t "$1" \
+            >/dev/null 2>&1 && mv "$out.tmp$$" "$out" || { rm -f "$out.tmp$$"; return 1; }
+    fi
+    echo "$out"
 }

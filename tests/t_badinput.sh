@@ -1,6 +1,7 @@
 # Bad input: every case prints one "error: " line on stderr, exits with status
 # 1, prints nothing on stdout and leaves no output file behind. Checked for
-# every chapter that reads llama2.c checkpoints, on the synthetic tiny model.
+# every chapter that reads llama2.c checkpoints, on the synthetic tiny model,
+# and for gguf_convert, which reads them with chapter 1's reader too (src/llama2c.c).
 TINY=$BUILD/models/tiny.bin TINY_TOK=$BUILD/models/tok512.bin
 # tiny: dim 64, hidden 192, 2 layers, 4 heads, 2 kv heads, vocab 512, seq_len 256
 H="64 192 2 4 2 512 256"
@@ -16,6 +17,7 @@ bad_checkpoints() { # the broken files, made once
     with_header "$TMP/kv-divide.bin" "$TINY" 64 192 2 4 3 512 256
     with_header "$TMP/odd-head.bin" "$TINY" 64 192 2 64 64 512 256
     with_header "$TMP/huge.bin" "$TINY" 2147483647 2147483647 2147483647 1 1 2147483647 2147483647
+    with_header "$TMP/overflow.bin" "$TINY" 1073741824 2 1073741824 2 2 2 2 # n_layers * dim * dim = 2^90
     with_header "$TMP/wrong-size.bin" "$TINY" 64 192 3 4 2 512 256
     { cat "$TINY"; printf 'x'; } >"$TMP/trailing.bin"
     printf 'GGUF\003\000\000\000' >"$TMP/gguf.bin"
@@ -40,9 +42,17 @@ bad_input_for() {
     expect_error "ch$ch n_heads not divisible by n_kv_heads" $run -m "$TMP/kv-divide.bin" -n 1
     expect_error "ch$ch odd head size" $run -m "$TMP/odd-head.bin" -n 1
     expect_error "ch$ch header sizes that overflow" $run -m "$TMP/huge.bin" -n 1
+    expect_error "ch$ch header sizes whose product overflows 64 bits" $run -m "$TMP/overflow.bin" -n 1
     expect_error "ch$ch file size does not match the header" $run -m "$TMP/wrong-size.bin" -n 1
     expect_error "ch$ch trailing byte after the weights" $run -m "$TMP/trailing.bin" -n 1
     expect_error "ch$ch a directory as the model" $run -m "$TMP" -n 1
+    # a GGUF file: the message names the chapter that is running, not another one
+    expect_error "ch$ch a GGUF file" $run -m "$TMP/gguf.bin" -n 1
+    if grep -q "this is a GGUF file; chapter $((10#$ch)) reads llama2.c checkpoints" "$TMP/ee.err"; then
+        ok "ch$ch a GGUF file: the message names chapter $((10#$ch))"
+    else
+        bad "ch$ch a GGUF file: the message names chapter $((10#$ch))" "$(head -c 200 "$TMP/ee.err")"
+    fi
     expect_error "ch$ch missing tokenizer" "$bin" -m "$TINY" -z "$TMP/nope.bin" -n 1
     expect_error "ch$ch truncated tokenizer" "$bin" -m "$TINY" -z "$TMP/tok-truncated.bin" -n 1
     expect_error "ch$ch tokenizer max_token_length negative" "$bin" -m "$TINY" -z "$TMP/tok-badmax.bin" -n 1
@@ -67,10 +77,20 @@ bad_input_for() {
 
 if [ -e "$TINY" ] && [ -e "$TINY_TOK" ]; then
     bad_checkpoints
-    for bin in "$BUILD"/ch0[1-4]; do
-        [ -x "$bin" ] && bad_input_for "${bin##*/ch}"
+    # every chapter whose "reads" column in chapters/chapters.tsv is bin (the GGUF chapters
+    # get theirs in tests/t_gguf.sh)
+    for ch in $(chapters reads=bin); do
+        if [ -x "$BUILD/ch$ch" ]; then bad_input_for "$ch"; else skip "ch$ch bad input" "$BUILD/ch$ch not built"; fi
     done
-    expect_error "ch01 a GGUF file" "$BUILD/ch01" -m "$TMP/gguf.bin" -z "$TINY_TOK"
+    # the converter shares chapter 1's reader; its messages name the converter
+    expect_error "gguf_convert a GGUF file" "$BUILD/gguf_convert" -m "$TMP/gguf.bin" -z "$TINY_TOK" -o "$TMP/x.gguf"
+    if grep -q "this is a GGUF file; gguf_convert reads llama2.c checkpoints" "$TMP/ee.err"; then
+        ok "gguf_convert a GGUF file: the message names gguf_convert"
+    else
+        bad "gguf_convert a GGUF file: the message names gguf_convert" "$(head -c 200 "$TMP/ee.err")"
+    fi
+    expect_error "gguf_convert header sizes whose product overflows 64 bits" "$BUILD/gguf_convert" -m "$TMP/overflow.bin" -z "$TINY_TOK" -o "$TMP/x.gguf"
+    if ls "$TMP"/x.gguf* >/dev/null 2>&1; then bad "gguf_convert bad checkpoints leave no file" "$(ls "$TMP"/x.gguf*)"; else ok "gguf_convert bad checkpoints leave no file"; fi
 else
     skip "bad input" "the tiny synthetic model was not built"
 fi

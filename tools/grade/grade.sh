@@ -6,6 +6,9 @@
 #   bash tools/grade/grade.sh grade N       grade $STUDENT/NN_name.c (make grade CH=N)
 #   bash tools/grade/grade.sh list          every chapter's exercises: "NN id name" lines
 #   bash tools/grade/grade.sh files N       the files of chapter N's exercises, the chapter first
+#   bash tools/grade/grade.sh chain N       "prev max_diff min_top1 max_kl": the previous chapter that
+#                                           grading compares with, and its tolerances (tests/chain.tsv);
+#                                           nothing when there is none
 #
 # An exercise is a region of a chapter's source between two comments,
 # /* EXERCISE N.k BEGIN: name ... */ and /* EXERCISE N.k END */ (tools/grade/exercises.awk
@@ -138,8 +141,18 @@ cmd_student() {
 
 # config NN: the chapter's line of tools/grade/chapters.tsv (tab-separated fields)
 config() { awk -F '\t' -v ch="$1" '$1 == ch' tools/grade/chapters.tsv; }
-# chain NN: "prev max_diff min_top1 max_kl" from tests/chain.tsv, or nothing
-chain() { awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6 }' tests/chain.tsv 2>/dev/null; }
+# chain NN: "prev max_diff min_top1 max_kl" from chapter NN's line of tests/chain.tsv; nothing
+# when it has none, or when the previous chapter reads another format than NN (the "reads"
+# column of chapters/chapters.tsv): chapter 4 cannot run chapter 5's GGUF model, the chain
+# compares those two on two files made from one model, and a student's chapter 5 is held to
+# the unmodified chapter 5 alone
+reads_of() { awk -F '\t' -v ch="$1" '!/^#/ && $1 == ch { print $3 }' chapters/chapters.tsv; }
+chain() {
+    local line
+    line=$(awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6; exit }' tests/chain.tsv 2>/dev/null)
+    [ -n "$line" ] && [ "$(reads_of "${line%% *}")" = "$(reads_of "$1")" ] && echo "$line"
+    return 0
+}
 
 # pick_model LIST: "MODEL TOKENIZER NAME" for the first model of the comma list that exists
 # (TOKENIZER "-" for a GGUF file, which brings its own vocabulary)
@@ -148,10 +161,11 @@ pick_model() {
     for name in ${1//,/ }; do
         case $name in
         tiny) [ -e "$BUILD/models/tiny.bin" ] && { echo "$BUILD/models/tiny.bin $BUILD/models/tok512.bin tiny"; return; } ;;
-        tiny-*.gguf) # the synthetic model converted (build/gguf_convert), once
+        tiny-*.gguf) # the synthetic model converted (build/gguf_convert), once, and again when tiny.bin is newer
             local type=${name#tiny-} out=$BUILD/models/$name
             type=${type%.gguf}
-            if [ ! -e "$out" ] && [ -x "$BUILD/gguf_convert" ] && [ -e "$BUILD/models/tiny.bin" ]; then
+            if { [ ! -e "$out" ] || [ "$BUILD/models/tiny.bin" -nt "$out" ]; } && [ -x "$BUILD/gguf_convert" ] &&
+                [ -e "$BUILD/models/tiny.bin" ]; then
                 "$BUILD/gguf_convert" -m "$BUILD/models/tiny.bin" -z "$BUILD/models/tok512.bin" -o "$out.tmp" -t "$type" \
                     >/dev/null 2>&1 && mv "$out.tmp" "$out"
             fi
@@ -437,7 +451,8 @@ cmd_grade() {
 case ${1:-} in
 list) cmd_list ;;
 files) [ $# -eq 2 ] || die "usage: grade.sh files N"; exercise_files "$(nn_of "$2")" ;;
+chain) [ $# -eq 2 ] || die "usage: grade.sh chain N"; chain "$(nn_of "$2")" ;;
 student) [ $# -eq 2 ] || die "usage: grade.sh student N"; cmd_student "$2" ;;
 grade) [ $# -eq 2 ] || die "usage: grade.sh grade N"; cmd_grade "$2" ;;
-*) die "usage: grade.sh list | files N | student N | grade N" ;;
+*) die "usage: grade.sh list | files N | chain N | student N | grade N" ;;
 esac
