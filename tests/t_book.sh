@@ -6,8 +6,8 @@
 #    student had written it, passes every exercise; the blank starter fails every exercise
 #    (and for the right reason: it compiles, then computes the wrong thing).
 #  - `make docs` (tools/book.sh) builds the book with no Doxygen warning at all.
-#  - The browser test: headless Chromium loads the main page, the reading guide, the
-#    exercises, results and diffs pages and every chapter page from a loopback server
+#  - The browser test: headless Chromium loads the main page, every other page of docs/ (the
+#    reading guide, the chapters, the appendices, ...) and the diffs page from a loopback server
 #    (tests/book_httpd.c) and tests/book_check.html checks that each page is there and shows
 #    content, that every image and SVG figure loads, and that every link in the content leads
 #    to an existing page and anchor; the server must not have answered 404 to anything.
@@ -122,8 +122,13 @@ book_browser() {
         bad "$name" "the test server did not start: $(head -n 1 "$TMP/httpd.log")"
         return
     fi
-    pages=index.html,reading.html,exercises.html,results.html,diffs.html
-    for p in docs/ch[0-9][0-9].md; do [ -e "$p" ] && pages="$pages,$(basename "$p" .md).html"; done
+    # every page of docs/ (the main page is index.html, the others are named by their {#id}),
+    # and the generated index of the diff pages
+    pages=index.html,diffs.html
+    for p in docs/*.md; do
+        id=$(sed -n '1s/^# .*{#\([A-Za-z0-9_]*\)} *$/\1/p' "$p")
+        case $id in '' | mainpage) ;; *) pages="$pages,$id.html" ;; esac
+    done
     timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
         --disable-background-networking --disable-component-update --disable-sync --disable-extensions \
         --user-data-dir="$TMP/chromium" --virtual-time-budget=60000 \

@@ -9,11 +9,15 @@
 #   pages/diffNN.md          `make diff N=NN` as a page, for every chapter after the first
 #   pages/diffs.md           the index of those pages
 #   parts/chapters.md        the list of chapters for the main page (those with a docs/chNN.md page)
+#   parts/nav_chNN.md        the links to the chapter pages before and after chapter NN's
 #   parts/exercises_chNN.md  chapter NN's graded exercises, from the EXERCISE markers in its
 #                            source (tools/grade/exercises.awk) and tools/grade/chapters.tsv
 #   parts/exercises_all.md   every exercise, one table
-#   parts/bench_chNN.md      chapter NN's rows of docs/bench.md (written by `make bench`,
-#   parts/bench_all.md       committed) and their charts in img/; a note when it is absent
+#   parts/bench_all.md       docs/bench.md (written by `make bench`, committed) and its chart
+#   parts/bench_chNN.md      the progression's rows of chapter NN and the one before, and their
+#                            chart in img/; a note when docs/bench.md is absent
+#   parts/bench_ID.md        the table ID of docs/bench.md (the tables of tools/bench.tsv, which
+#                            the chapters' "Cost and speed" sections include); a note if absent
 #
 # A page includes a part with \include{doc} NAME.md. Every function of every chapter also
 # gets an alias linking to its line in the annotated source: \ch01_rmsnorm writes
@@ -55,6 +59,20 @@ html_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/\*
         fi
     done
 } >"$GEN/parts/chapters.md"
+
+# ---------------------------------------------------------------------------------------------
+# The way through the book: nav_chNN.md, which chapter NN's page includes at its top and its
+# bottom, links the chapter pages before and after it, in the order of the chapter list; the
+# first one leads back to the reading guide, the last one on to the results.
+PAGED=$(for f in $CHAPTERS; do nn=$(nn_of "$f"); [ -e "docs/ch$nn.md" ] && echo "$nn"; done)
+before="\\ref reading"
+for nn in $PAGED; do
+    after=$(echo "$PAGED" | awk -v nn="$nn" 'found { print "\\ref ch" $0; exit } $0 == nn { found = 1 }')
+    {
+        echo "**Before:** $before · **Next:** ${after:-\\ref results} · **All chapters:** \\ref index \"the contents\""
+    } >"$GEN/parts/nav_ch$nn.md"
+    before="\\ref ch$nn"
+done
 
 # ---------------------------------------------------------------------------------------------
 # The diff pages.
@@ -116,7 +134,7 @@ grader_text() {
     case $max_diff in -) ;; 0) printf '%s' " bit for bit (max |diff| 0)" ;; *) printf '%s' " within a max |diff| of $max_diff" ;; esac
     [ "$min_top1" != - ] && printf '%s' ", with the same argmax at a share of at least $min_top1 of the positions"
     [ "$max_kl" != - ] && printf '%s' ", with a mean KL divergence of at most $max_kl"
-    chain=$(awk -F '\t' -v ch="$1" '$1 == ch { print $2, $4, $5, $6 }' tests/chain.tsv)
+    chain=$(bash tools/grade/grade.sh chain "$(num "$1")")
     if [ -n "$chain" ]; then
         read -r prev max_diff min_top1 max_kl <<<"$chain"
         printf '%s' ", and with chapter $(num "$prev")'s as tests/chain.tsv requires ("
@@ -173,56 +191,69 @@ done
 [ "$n_all" -eq 0 ] && echo "No chapter has exercises yet." >"$GEN/parts/exercises_all.md"
 
 # ---------------------------------------------------------------------------------------------
-# Results: docs/bench.md (tools/bench.sh --out docs), whole and per chapter.
-# md_cells: a table cell may not hold a bare | (bench.sh writes "max|diff|"): escape it
-md_cells() { sed 's/max|diff|/max \\|diff\\|/g'; }
+# Results: docs/bench.md (tools/bench.sh --out docs), whole, per chapter and per table. Its
+# tables are marked by "<!-- bench:ID -->" lines (ID "progression": every chapter, one row each;
+# the others: tools/bench.sh's comparisons), which the parts leave out.
+# md_cells: a table cell may not hold a bare | (an older bench.sh wrote "max|diff|"): escape it
+md_cells() { sed -e 's/max|diff|/max \\|diff\\|/g' -e '/^<!-- bench:.* -->$/d'; }
 NO_BENCH="No measurements are committed yet: \`make bench BENCH_ARGS=\"--out docs\"\` writes
 \`docs/bench.md\` and \`docs/bench.svg\`, and the next \`make docs\` shows them here."
+# bench_table ID: table ID of docs/bench.md, its title and footnotes (status 1: no such table)
+bench_table() { awk -v id="$1" '/^<!-- bench:/ { on = ($0 == "<!-- bench:" id " -->"); if (on) found = 1; next } on { print } END { exit !found }' docs/bench.md; }
 if [ -e docs/bench.md ]; then
     {
         md_cells <docs/bench.md
         echo
-        [ -e docs/bench.svg ] && echo "![Decode speed of every chapter (tools/bench_svg.sh)](bench.svg)"
+        [ -e docs/bench.svg ] && echo "![Decode speed of every chapter, one thread and all threads (tools/bench_svg.sh)](bench.svg)"
     } >"$GEN/parts/bench_all.md"
 else
     echo "$NO_BENCH" >"$GEN/parts/bench_all.md"
 fi
+# the lines above the first table (date, CPU, bandwidth), for the parts of one table
+BENCH_HEAD=$([ -e docs/bench.md ] && awk '/^<!-- bench:/ { exit } { print }' docs/bench.md)
+for id in $( (awk -F '\t' '$1 == "table" { print $2 }' tools/bench.tsv
+    [ -e docs/bench.md ] && sed -n 's/^<!-- bench:\(.*\) -->$/\1/p' docs/bench.md) | grep -v '^progression$' | sort -u); do
+    if [ -e docs/bench.md ] && bench_table "$id" >"$GEN/bench.tmp"; then
+        { echo "$BENCH_HEAD"; echo; md_cells <"$GEN/bench.tmp"; echo "The whole run: \\ref results."; } >"$GEN/parts/bench_$id.md"
+    else
+        echo "This table (\`$id\` of tools/bench.tsv) is not in the committed measurements, docs/bench.md: its runs were not made (the TinyLlama-shape rows need \`BENCH_BIG=1\`)." >"$GEN/parts/bench_$id.md"
+    fi
+done
+prev=""
 for f in $CHAPTERS; do
     nn=$(nn_of "$f")
     out=$GEN/parts/bench_ch$nn.md
-    if [ ! -e docs/bench.md ]; then echo "$NO_BENCH" >"$out"; continue; fi
-    prev_nn=$(printf %02d $((10#$nn - 1)))
-    # The lines above the first table (date, CPU, bandwidth), the main table's rows of this
-    # chapter and the one before, and the rows of later tables that name this chapter
-    # ("| ch04 syn-110m |" in a thread-scaling table). Exit status 3: no row of this chapter.
-    if ! awk -v ch="$nn" -v prev="$prev_nn" '
-        function chapter_of(s,   f) { split(s, f, "|"); gsub(/ /, "", f[3]); return f[3] }
-        { line[NR] = $0 }
+    if [ ! -e docs/bench.md ]; then echo "$NO_BENCH" >"$out"; prev=$nn; continue; fi
+    # The lines above the first table, the progression's caption and header, its rows of this
+    # chapter and the one before, and the footnotes whose marks those rows use. Exit status 3:
+    # no row of this chapter.
+    if ! awk -v ch="$nn" -v prev="$prev" '
+        function chapter_of(s,   f) { split(s, f, "|"); gsub(/ /, "", f[2]); return f[2] }
+        /^<!-- bench:/ { part = $0 ~ /progression/ ? 1 : 2; next }
+        part == 0 { print; next }
+        part != 1 { next }
+        /^\|/ {
+            if (++row <= 2) { print; next }
+            c = chapter_of($0)
+            if (c == "ch" ch || (prev != "" && c == "ch" prev)) { print; rows = rows $0; if (c == "ch" ch) mine++ }
+            next
+        }
+        row == 0 { print; next }
+        /^[^ ]+ / { note[++nn] = $0 }
         END {
-            i = 1
-            while (i <= NR && line[i] !~ /^\|/) print line[i++]
-            print line[i]; print line[i + 1]; i += 2
-            for (; i <= NR && line[i] ~ /^\|/; i++) {
-                c = chapter_of(line[i])
-                if (c == ch || c == prev) print line[i]
-                if (c == ch) mine++
-            }
-            for (; i <= NR; i++) {
-                if (line[i] !~ /^\|/) continue
-                head = line[i]; sep = line[i + 1]; rows = ""
-                for (i += 2; i <= NR && line[i] ~ /^\|/; i++) if (line[i] ~ ("^\\| ch" ch " ")) rows = rows line[i] "\n"
-                if (rows != "") printf "\n%s\n%s\n%s", head, sep, rows
-            }
+            for (i = 1; i <= nn; i++) { m = note[i]; sub(/ .*/, "", m); if (index(rows, m)) { print ""; print note[i] } }
             exit mine ? 0 : 3
         }' docs/bench.md >"$GEN/bench.tmp"; then
         echo "The committed measurements (docs/bench.md) have no rows for chapter $(num "$nn") yet." >"$out"
     else
         md_cells <"$GEN/bench.tmp" >"$out"
         bash tools/bench_svg.sh <"$GEN/bench.tmp" >"$GEN/img/bench_ch$nn.svg"
-        { echo; echo "![Decode speed, chapter $(num "$prev_nn") and $(num "$nn")](bench_ch$nn.svg)"; } >>"$out"
+        if [ -n "$prev" ]; then what="chapters $(num "$prev") and $(num "$nn")"; else what="chapter $(num "$nn")"; fi
+        { echo; echo "![Decode speed, $what](bench_ch$nn.svg)"; } >>"$out"
     fi
     echo >>"$out"
     echo "All chapters side by side: \\ref results." >>"$out"
+    prev=$nn
 done
 rm -f "$GEN/bench.tmp"
 
