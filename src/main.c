@@ -36,7 +36,7 @@ typedef struct {
     long n_predict; /* -1: until the context is full */
     float temperature, top_p;
     long top_k, seed, threads;
-    int ignore_eos, print_ids, verbose;
+    int ignore_eos, print_ids, verbose, check_tensors;
     const char *logits_path, *tokens_text, *tokens_file, *perplexity_path;
 } Options;
 
@@ -86,7 +86,7 @@ static Options parse_options(int argc, char **argv) {
     o.top_p = 0.95f;
     o.top_k = 40;
     o.seed = -1;
-    enum { O_TEMP = 256, O_TOPP, O_TOPK, O_IGNORE_EOS, O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL };
+    enum { O_TEMP = 256, O_TOPP, O_TOPK, O_IGNORE_EOS, O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL, O_CHECK };
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, 'z'},
         {"prompt", required_argument, 0, 'p'},     {"n-predict", required_argument, 0, 'n'},
@@ -95,7 +95,7 @@ static Options parse_options(int argc, char **argv) {
         {"threads", required_argument, 0, 't'},    {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
         {"ids", no_argument, 0, O_IDS},            {"logits", required_argument, 0, O_LOGITS},
         {"tokens", required_argument, 0, O_TOKENS}, {"tokens-file", required_argument, 0, O_TOKENS_FILE},
-        {"perplexity", required_argument, 0, O_PPL}, {"verbose", no_argument, 0, 'v'},
+        {"perplexity", required_argument, 0, O_PPL}, {"verbose", no_argument, 0, 'v'}, {"check-tensors", no_argument, 0, O_CHECK},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     opterr = 0; /* we print our own one-line errors */
     int c;
@@ -117,6 +117,7 @@ static Options parse_options(int argc, char **argv) {
         case O_TOKENS_FILE: o.tokens_file = optarg; break;
         case O_PPL: o.perplexity_path = optarg; break;
         case 'v': o.verbose = 1; break;
+        case O_CHECK: o.check_tensors = 1; break;
         case 'h': usage(stdout, argv[0]); exit(0);
         case ':': fatal("%s: missing argument", argv[optind - 1]);
         default: fatal("%s: unknown option (see --help)", argv[optind - 1]);
@@ -356,7 +357,7 @@ static int perplexity(const Options *o, Model *m, const Vocab *v) {
 
 int main(int argc, char **argv) {
     Options o = parse_options(argc, argv);
-    ModelOptions mo = {(int)o.threads, o.verbose};
+    ModelOptions mo = {(int)o.threads, o.verbose, o.check_tensors};
     Model *m = model_open(o.model_path, &mo);
     int rc;
     if (o.logits_path) {

@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     int n_threads; /**< worker threads; chapters before 4 ignore it (0 = all online CPUs) */
     int verbose;   /**< print load details (tensor types, memory) on stderr */
+    int check_tensors; /**< --check-tensors: refuse a weight that is NaN or infinite, naming it */
 } ModelOptions;
 
 /** A chapter's model. Each chapter defines the struct its own way. */

@@ -17,6 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+static LB_NORETURN void (*fatal_hook)(void);
+
+void fatal_set_hook(LB_NORETURN void (*hook)(void)) { fatal_hook = hook; }
+
 void fatal(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
@@ -25,6 +29,7 @@ void fatal(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    if (fatal_hook) fatal_hook();
     exit(1);
 }
 
@@ -78,6 +83,12 @@ void release_mapped_range(const MappedFile *f, size_t offset, size_t len) {
     start = (start + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
     end &= ~((uintptr_t)page - 1);
     if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+long find_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
 }
 
 double now_seconds(void) {

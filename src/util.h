@@ -24,6 +24,13 @@
  */
 LB_NORETURN void fatal(const char *fmt, ...) LB_PRINTF(1, 2);
 
+/**
+ * Run @p hook inside fatal(), after the message and instead of exit(1); the
+ * hook must not return (a test harness longjmp()s back to itself). NULL
+ * restores exit(1). Only the fuzzers use it: the programs always exit.
+ */
+void fatal_set_hook(LB_NORETURN void (*hook)(void));
+
 /** malloc/calloc that call fatal() instead of returning NULL. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
@@ -47,6 +54,13 @@ void unmap_file(MappedFile *f);
  * the memory it wants to keep).
  */
 void release_mapped_range(const MappedFile *f, size_t offset, size_t len);
+
+/**
+ * Index of the first element of x[0..n) that is NaN or infinite, or -1 when
+ * all are finite: the core of --check-tensors (every chapter's loader calls it
+ * on a weight's values, dequantized first where they are quantized).
+ */
+long find_nonfinite(const float *x, size_t n);
 
 /** Seconds on a monotonic clock. */
 double now_seconds(void);
