@@ -145,16 +145,53 @@ grade: all
 grade-flags:
 	@echo '$(CFLAGS_ALL) $(call chapter_flags,$(CH_NN))'
 
-# Chapter 5's GGUF reader under libFuzzer (clang with compiler-rt): `make fuzz
-# FUZZ_TIME=seconds`. Seeds: the first 16 KiB of each shared GGUF file and the
-# malformed files tests/unit_gguf.c writes. Finds are left in $(BUILD)/fuzz.
+# The fuzzers, under libFuzzer (clang with compiler-rt), ASan and UBSan:
+#   make fuzz [FUZZ_TARGET=gguf|model] [FUZZ_TIME=seconds]
+# gguf (the default): chapter 5's GGUF reader, gguf_parse() on the bytes (tests/fuzz_gguf.c).
+#   Seeds: the first 16 KiB of each shared GGUF file and the malformed files tests/unit_gguf.c writes.
+# model: chapter FUZZ_CHAPTER's (05) whole setup from the bytes, the tokenizer on a prompt and three
+#   positions of the forward pass, fatal() returning to the harness (tests/fuzz_model.c). Seeds: tiny
+#   complete models (mksynth, gguf_convert) in F32, F16, Q8_0 and Q4_0 that reach the forward pass,
+#   and the malformed files; rejected inputs' error lines are discarded (-close_fd_mask=2).
+# Corpora and finds (crash-*, leak-*, timeout-*) are left in $(BUILD)/fuzz. In libFuzzer's output,
+# `#N ... cov: C ft: F corp: K/S exec/s: E` means N executions so far, C coverage points (edges)
+# reached, F features (edges by hit count, comparisons), K inputs of S bytes in the corpus; the
+# final stats (-print_final_stats=1) give the total as stat::number_of_executed_units.
 FUZZ_TIME ?= 60
-.PHONY: fuzz
-fuzz: $(BUILD)/tests/unit_gguf
-	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
-	clang -std=c11 -g -O1 -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -o $(BUILD)/fuzz/fuzz_gguf tests/fuzz_gguf.c src/gguf.c src/util.c
-	$(BUILD)/tests/unit_gguf --write-cases $(BUILD)/fuzz/seeds
+FUZZ_TARGET ?= gguf
+FUZZ_CHAPTER ?= 05
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_CC := clang -std=c11 -g -O1 -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+# tests/fuzz_model.c records what an input allocates and maps, to release it after fatal()'s longjmp
+FUZZ_WRAP := $(foreach f,malloc calloc realloc aligned_alloc free mmap munmap,-Wl,--wrap=$(f))
+FUZZ_MODEL_SRCS := $(wildcard chapters/$(FUZZ_CHAPTER)_*.c) src/gguf.c src/util.c src/tokenizer.c src/threadpool.c
+# name:mksynth shape:gguf_convert type; every one under the model target's -max_len (64 KiB)
+FUZZ_MODEL_SEEDS := d16-f32:16,32,1,2,1:f32 d16-f16:16,32,1,2,1:f16 d32-q8_0:32,64,1,2,1:q8_0 \
+    d32-q4_0:32,64,1,2,1:q4_0 d32-l2-q4_0:32,64,2,4,2:q4_0
+.PHONY: fuzz fuzz-gguf fuzz-model fuzz-unknown
+fuzz: $(if $(filter gguf model,$(FUZZ_TARGET)),fuzz-$(FUZZ_TARGET),fuzz-unknown)
+fuzz-unknown:
+	@echo "error: FUZZ_TARGET=$(FUZZ_TARGET): expected gguf or model" >&2; exit 1
+
+fuzz-gguf: $(BUILD)/tests/unit_gguf
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+	$(FUZZ_CC) -o $(FUZZ_DIR)/fuzz_gguf tests/fuzz_gguf.c src/gguf.c src/util.c
+	$(BUILD)/tests/unit_gguf --write-cases $(FUZZ_DIR)/seeds
 	@for f in $(wildcard $(SHARED)/models/gguf/*.gguf $(SHARED)/models/holdout/gguf/*.gguf); do \
-	    head -c 16384 $$f >$(BUILD)/fuzz/seeds/head-$$(basename $$f); done
-	cd $(BUILD)/fuzz && ./fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=20000 -print_final_stats=1 corpus seeds
+	    head -c 16384 $$f >$(FUZZ_DIR)/seeds/head-$$(basename $$f); done
+	cd $(FUZZ_DIR) && ./fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=20000 -print_final_stats=1 corpus seeds
+
+fuzz-model: $(BUILD)/tests/unit_gguf $(BUILD)/mksynth $(BUILD)/gguf_convert
+	@mkdir -p $(FUZZ_DIR)/corpus-model $(FUZZ_DIR)/seeds-model
+	$(FUZZ_CC) $(SIMD_FLAGS) $(FUZZ_WRAP) -o $(FUZZ_DIR)/fuzz_model tests/fuzz_model.c $(FUZZ_MODEL_SRCS)
+	$(BUILD)/tests/unit_gguf --write-cases $(FUZZ_DIR)/seeds-model
+	@set -e; for s in $(FUZZ_MODEL_SEEDS); do \
+	    name=$${s%%:*} type=$${s##*:} shape=$${s#*:}; shape=$${shape%:*}; \
+	    set -- $$(echo $$shape | tr , ' '); \
+	    $(BUILD)/mksynth --dim $$1 --hidden $$2 --layers $$3 --heads $$4 --kv-heads $$5 --vocab 260 --seq-len 8 \
+	        -o $(FUZZ_DIR)/seed.bin --tokenizer-out $(FUZZ_DIR)/seed-tok.bin 2>/dev/null; \
+	    $(BUILD)/gguf_convert -m $(FUZZ_DIR)/seed.bin -z $(FUZZ_DIR)/seed-tok.bin -t $$type \
+	        -o $(FUZZ_DIR)/seeds-model/tiny-$$name.gguf >/dev/null 2>&1; \
+	done; rm -f $(FUZZ_DIR)/seed.bin $(FUZZ_DIR)/seed-tok.bin
+	cd $(FUZZ_DIR) && ./fuzz_model -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=30 -close_fd_mask=2 -print_final_stats=1 \
+	    corpus-model seeds-model

@@ -101,10 +101,12 @@ struct Model {
 /**
  * Map the checkpoint and check it (src/llama2c.c: the header, and a file of exactly the size
  * the header implies), then point every weight array into the mapping: nothing is copied,
- * and the file stays mapped for as long as the model lives.
+ * and the file stays mapped for as long as the model lives. --check-tensors reads every
+ * weight once more, for a NaN or an infinity.
  */
-static void map_weights(Model *m, const char *path) {
+static void map_weights(Model *m, const char *path, int check_tensors) {
     Llama2cCheckpoint ckpt = llama2c_open(path, "chapter 2");
+    if (check_tensors) llama2c_check_tensors(&ckpt, path);
     m->cfg = ckpt.cfg;
     m->file = ckpt.file;
     m->w = ckpt.w;
@@ -326,7 +328,7 @@ static void forward_position(Model *m, int token, int pos) {
 
 Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
-    map_weights(m, path);
+    map_weights(m, path, opts && opts->check_tensors);
     alloc_activations(&m->a, &m->cfg);
     if (opts && opts->verbose) {
         fprintf(stderr, "%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %zu weight bytes\n",

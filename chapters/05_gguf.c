@@ -159,6 +159,9 @@ typedef struct {
     Layer *layers;           // (n_layers)
     float *rms_final;        // (dim)
     QTensor wcls;            // (vocab_size, dim)  `output`, or token_embd when the file has none
+    void **copies;           // (n_copies)  aligned copies of the tensors that are misaligned in the file
+    int n_copies;
+    size_t copied_bytes;     // their size, for -v
 } Weights;
 
 /** Scratch vectors for one position, and the KV cache. */
@@ -264,12 +267,20 @@ static void read_config(const char *path, const GgufFile *g, ModelConfig *c) {
     if (c->rope_dim % 2) fatal("%s: rope.dimension_count %d is odd; RoPE rotates pairs", path, c->rope_dim);
 }
 
-/** The tensor @p name, which must exist with ne = [@p ne0] or [@p ne0, @p ne1] (ne1 0: one dimension). */
+/**
+ * The tensor @p name, which must exist with ne = [@p ne0] or [@p ne0, @p ne1]
+ * (ne1 0: one dimension). Trailing dimensions of 1 do not count, as in ggml,
+ * where every tensor has four and the unused ones are 1: a norm stored as
+ * [64, 1] or [64, 1, 1, 1] is the vector [64]. The reader sets the
+ * dimensions a tensor does not have to 1, so comparing all four says that.
+ */
 static const GgufTensor *find_tensor(const char *path, const GgufFile *g, const char *name, int ne0, int ne1) {
     const GgufTensor *t = gguf_find_tensor(g, name);
     if (!t) fatal("%s: tensor %s is missing", path, name);
-    int want_dims = ne1 ? 2 : 1;
-    if (t->n_dims != (uint32_t)want_dims || t->ne[0] != (uint64_t)ne0 || (ne1 && t->ne[1] != (uint64_t)ne1)) {
+    const uint64_t want[GGUF_MAX_DIMS] = {(uint64_t)ne0, ne1 ? (uint64_t)ne1 : 1, 1, 1};
+    int same = 1;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++) same &= t->ne[d] == want[d];
+    if (!same) {
         char shape[96];
         int o = 0;
         for (uint32_t d = 0; d < t->n_dims; d++)
@@ -280,58 +291,107 @@ static const GgufTensor *find_tensor(const char *path, const GgufFile *g, const 
     return t;
 }
 
+/** The file being loaded, as load_matrix() and load_norm() need it. */
+typedef struct {
+    const char *path;  // for messages
+    const GgufFile *g;
+    int check_values;  // --check-tensors: every weight must be a finite number
+    Weights *w;        // keeps the aligned copies (load_matrix())
+} Loader;
+
+/** With --check-tensors: fatal() unless @p n values of row @p row of tensor @p name are all finite. */
+static void check_finite(const char *path, const char *name, long row, const float *v, int n) {
+    long i = find_nonfinite(v, (size_t)n);
+    if (i >= 0) fatal("%s: --check-tensors: tensor %s, row %ld: %s", path, name, row, isnan(v[i]) ? "NaN" : "infinite");
+}
+
+/**
+ * --check-tensors on a matrix: each row decoded as the forward pass decodes
+ * it (dequant_row(), which gives ggml's values), then checked, so a NaN or
+ * infinite weight is named with its row (of the tensor's 2-D view
+ * [cols, rows]) before it can turn the logits into NaN. A block whose scale
+ * is an fp16 infinity or NaN shows here as its decoded values do.
+ */
+static void check_matrix(const char *path, const QTensor *m) {
+    float *row = xmalloc(sizeof(float) * (size_t)m->cols);
+    for (int r = 0; r < m->rows; r++) {
+        dequant_row(m->type, m->data + (size_t)r * m->row_bytes, row, m->cols);
+        check_finite(path, m->name, r, row, m->cols);
+    }
+    free(row);
+}
+
 /** A matrix of @p rows × @p cols (ne = [cols, rows]) of a type this chapter runs. */
-static QTensor load_matrix(const char *path, const GgufFile *g, const char *name, int rows, int cols) {
-    const GgufTensor *t = find_tensor(path, g, name, cols, rows);
+static QTensor load_matrix(const Loader *ld, const char *name, int rows, int cols) {
+    const GgufTensor *t = find_tensor(ld->path, ld->g, name, cols, rows);
     if (quant_block_size((int)t->type) == 0)
-        fatal("%s: tensor %s has type %s, which chapter 5 does not run (it runs f32, f16, q8_0, q5_0, q4_0, q4_K, q6_K)",
-              path, name, gguf_tensor_type_name(t->type));
-    /* Blocks hold fp16 (2-byte) fields and F32 rows floats: their addresses must suit them. */
-    size_t align = t->type == Q_F32 ? 4 : 2;
-    if ((uintptr_t)t->data % align)
-        fatal("%s: tensor %s is not aligned to %zu bytes in the file (general.alignment %u)", path, name, align,
-              g->alignment);
+        fatal("%s: tensor %s: type %s is not supported by chapter 5 (it runs f32, f16, q8_0, q5_0, q4_0, q4_K, q6_K)",
+              ld->path, name, gguf_tensor_type_name(t->type));
     QTensor m = {t->name, (int)t->type, t->data, rows, cols, 0};
     m.row_bytes = quant_row_bytes(m.type, (size_t)cols);
+    /* The kernels read a row through its C type: floats, fp16 halves, or
+     * blocks whose scales are halves. So its address must be a multiple of
+     * that type's alignment (4 or 2 bytes): anything else is undefined
+     * behaviour in C, and a fault on some CPUs. GGUF asks only that
+     * general.alignment be a power of two, so a file with 1 or 2 may place a
+     * tensor at any byte. Such a tensor is copied once, here, to memory that
+     * malloc aligns for every type, and no kernel has to care; its rows are
+     * aligned too, since a row is whole blocks (a multiple of the alignment).
+     * Files with the usual alignment of 32 need no copy. */
+    if ((uintptr_t)t->data % quant_alignment(m.type)) {
+        size_t bytes = (size_t)rows * m.row_bytes;
+        uint8_t *copy = xmalloc(bytes);
+        memcpy(copy, t->data, bytes);
+        m.data = copy;
+        ld->w->copies[ld->w->n_copies++] = copy;
+        ld->w->copied_bytes += bytes;
+    }
+    if (ld->check_values) check_matrix(ld->path, &m);
     return m;
 }
 
-/** An RMSNorm weight vector of @p n floats, copied out of the file. */
-static float *load_norm(const char *path, const GgufFile *g, const char *name, int n) {
-    const GgufTensor *t = find_tensor(path, g, name, n, 0);
+/** An RMSNorm weight vector of @p n floats, copied out of the file (memcpy: any alignment will do). */
+static float *load_norm(const Loader *ld, const char *name, int n) {
+    const GgufTensor *t = find_tensor(ld->path, ld->g, name, n, 0);
     if (t->type != GGML_F32)
-        fatal("%s: tensor %s has type %s; norm weights must be f32", path, name, gguf_tensor_type_name(t->type));
+        fatal("%s: tensor %s has type %s; norm weights must be f32", ld->path, name, gguf_tensor_type_name(t->type));
     float *v = xmalloc(sizeof(float) * (size_t)n);
     memcpy(v, t->data, sizeof(float) * (size_t)n);
+    if (ld->check_values) check_finite(ld->path, name, 0, v, n);
     return v;
 }
 
-/** Point every weight at its tensor, checking names, shapes and types. */
-static void load_weights(const char *path, const GgufFile *g, Weights *w, ModelConfig *c) {
+/**
+ * Point every weight at its tensor, checking names, shapes and types (and,
+ * with @p check_values, that every value is finite, in the order below).
+ */
+static void load_weights(const char *path, const GgufFile *g, Weights *w, ModelConfig *c, int check_values) {
     const GgufTensor *emb = gguf_find_tensor(g, "token_embd.weight");
     if (!emb) fatal("%s: tensor token_embd.weight is missing", path);
-    if (emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > MAX_VOCAB)
+    if (emb->ne[2] != 1 || emb->ne[3] != 1 || emb->ne[1] < 1 || emb->ne[1] > MAX_VOCAB)
         fatal("%s: tensor token_embd.weight must be a matrix of 1..%d rows", path, MAX_VOCAB);
     c->vocab_size = (int)emb->ne[1];
     int d = c->dim, kv = c->kv_dim, h = c->hidden_dim;
-    w->token_embedding = load_matrix(path, g, "token_embd.weight", c->vocab_size, d);
-    w->rms_final = load_norm(path, g, "output_norm.weight", d);
-    w->wcls = gguf_find_tensor(g, "output.weight") ? load_matrix(path, g, "output.weight", c->vocab_size, d)
+    const Loader ld = {path, g, check_values, w};
+    w->copies = xcalloc(2 + 7 * (size_t)c->n_layers, sizeof(void *)); /* room for every matrix */
+    w->token_embedding = load_matrix(&ld, "token_embd.weight", c->vocab_size, d);
+    w->rms_final = load_norm(&ld, "output_norm.weight", d);
+    w->wcls = gguf_find_tensor(g, "output.weight") ? load_matrix(&ld, "output.weight", c->vocab_size, d)
                                                    : w->token_embedding; /* tied */
     w->layers = xcalloc((size_t)c->n_layers, sizeof(Layer));
     char name[GGUF_MAX_NAME + 1];
 #define LAYER_TENSOR(fmt) (snprintf(name, sizeof name, "blk.%d." fmt ".weight", l), name)
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &w->layers[l];
-        L->rms_att = load_norm(path, g, LAYER_TENSOR("attn_norm"), d);
-        L->wq = load_matrix(path, g, LAYER_TENSOR("attn_q"), d, d);
-        L->wk = load_matrix(path, g, LAYER_TENSOR("attn_k"), kv, d);
-        L->wv = load_matrix(path, g, LAYER_TENSOR("attn_v"), kv, d);
-        L->wo = load_matrix(path, g, LAYER_TENSOR("attn_output"), d, d);
-        L->rms_ffn = load_norm(path, g, LAYER_TENSOR("ffn_norm"), d);
-        L->w1 = load_matrix(path, g, LAYER_TENSOR("ffn_gate"), h, d);
-        L->w2 = load_matrix(path, g, LAYER_TENSOR("ffn_down"), d, h);
-        L->w3 = load_matrix(path, g, LAYER_TENSOR("ffn_up"), h, d);
+        L->rms_att = load_norm(&ld, LAYER_TENSOR("attn_norm"), d);
+        L->wq = load_matrix(&ld, LAYER_TENSOR("attn_q"), d, d);
+        L->wk = load_matrix(&ld, LAYER_TENSOR("attn_k"), kv, d);
+        L->wv = load_matrix(&ld, LAYER_TENSOR("attn_v"), kv, d);
+        L->wo = load_matrix(&ld, LAYER_TENSOR("attn_output"), d, d);
+        L->rms_ffn = load_norm(&ld, LAYER_TENSOR("ffn_norm"), d);
+        L->w1 = load_matrix(&ld, LAYER_TENSOR("ffn_gate"), h, d);
+        L->w2 = load_matrix(&ld, LAYER_TENSOR("ffn_down"), d, h);
+        L->w3 = load_matrix(&ld, LAYER_TENSOR("ffn_up"), h, d);
     }
 #undef LAYER_TENSOR
 }
@@ -356,6 +416,12 @@ static Vocab *load_vocab(const char *path, const GgufFile *g, int vocab_size) {
     size_t *lens;
     uint64_t n;
     char err[200];
+    /* The count first: the array's pointers take twice its bytes, and a sparse file can hold an array of
+     * a billion empty strings in a few pages. */
+    const GgufKV *tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (tokens && tokens->type == GGUF_ARRAY && tokens->count != (uint64_t)vocab_size)
+        fatal("%s: tokenizer.ggml.tokens has %llu entries, but token_embd.weight has %d rows", path,
+              (unsigned long long)tokens->count, vocab_size);
     int rc = gguf_get_string_array(g, "tokenizer.ggml.tokens", &texts, &lens, &n, err, sizeof err);
     if (rc == GGUF_ABSENT) return NULL;
     if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
@@ -847,7 +913,7 @@ Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
     m->gguf = gguf_open(path); /* maps the file and checks its structure */
     read_config(path, m->gguf, &m->cfg);
-    load_weights(path, m->gguf, &m->w, &m->cfg);
+    load_weights(path, m->gguf, &m->w, &m->cfg, opts && opts->check_tensors);
     m->vocab = load_vocab(path, m->gguf, m->cfg.vocab_size);
     alloc_activations(&m->a, &m->cfg);
     m->pool = threadpool_create(opts ? opts->n_threads : 0);
@@ -861,8 +927,12 @@ Model *model_open(const char *path, const ModelOptions *opts) {
         describe_types(m, path);
         fprintf(stderr, "KV cache: 2 x %d layers x %d positions x %d kv_dim x 4 bytes = %.1f MiB\n", c->n_layers,
                 c->seq_len, c->kv_dim, 8.0 * c->n_layers * c->seq_len * c->kv_dim / 1048576.0);
-        fprintf(stderr, "weights: mapped from the file (%zu bytes), none copied; read per token: %zu bytes\n",
-                m->gguf->size, model_weight_bytes(m));
+        if (m->w.copied_bytes)
+            fprintf(stderr, "weights: mapped from the file (%zu bytes), %zu bytes copied (tensors not aligned in the "
+                    "file); read per token: %zu bytes\n", m->gguf->size, m->w.copied_bytes, model_weight_bytes(m));
+        else
+            fprintf(stderr, "weights: mapped from the file (%zu bytes), none copied; read per token: %zu bytes\n",
+                    m->gguf->size, model_weight_bytes(m));
     }
     return m;
 }
@@ -947,6 +1017,8 @@ void model_close(Model *m) {
         }
     free(m->w.layers);
     free(m->w.rms_final);
+    for (int i = 0; i < m->w.n_copies; i++) free(m->w.copies[i]);
+    free(m->w.copies);
     if (m->vocab) vocab_free(m->vocab);
     gguf_close(m->gguf);
     free(m);

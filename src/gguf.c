@@ -42,13 +42,21 @@ typedef struct {
 } TensorType;
 
 /* Block sizes from ggml's block definitions: e.g. Q4_K is 2 fp16 + 12 bytes
- * of packed 6-bit scales + 128 bytes of nibbles for 256 weights. */
+ * of packed 6-bit scales + 128 bytes of nibbles for 256 weights; IQ4_XS is
+ * an fp16 scale, 2 + 4 bytes of 6-bit sub-block scales and 128 bytes of
+ * nibbles for 256 weights. Names are ggml's. */
 static const TensorType tensor_types[] = {
-    {GGML_F32, "f32", 1, 4},       {GGML_F16, "f16", 1, 2},       {GGML_Q4_0, "q4_0", 32, 18},
-    {GGML_Q4_1, "q4_1", 32, 20},   {GGML_Q5_0, "q5_0", 32, 22},   {GGML_Q5_1, "q5_1", 32, 24},
-    {GGML_Q8_0, "q8_0", 32, 34},   {GGML_Q8_1, "q8_1", 32, 36},   {GGML_Q2_K, "q2_K", 256, 84},
-    {GGML_Q3_K, "q3_K", 256, 110}, {GGML_Q4_K, "q4_K", 256, 144}, {GGML_Q5_K, "q5_K", 256, 176},
-    {GGML_Q6_K, "q6_K", 256, 210}, {GGML_Q8_K, "q8_K", 256, 292}, {GGML_BF16, "bf16", 1, 2},
+    {GGML_F32, "f32", 1, 4},            {GGML_F16, "f16", 1, 2},          {GGML_Q4_0, "q4_0", 32, 18},
+    {GGML_Q4_1, "q4_1", 32, 20},        {GGML_Q5_0, "q5_0", 32, 22},      {GGML_Q5_1, "q5_1", 32, 24},
+    {GGML_Q8_0, "q8_0", 32, 34},        {GGML_Q8_1, "q8_1", 32, 36},      {GGML_Q2_K, "q2_K", 256, 84},
+    {GGML_Q3_K, "q3_K", 256, 110},      {GGML_Q4_K, "q4_K", 256, 144},    {GGML_Q5_K, "q5_K", 256, 176},
+    {GGML_Q6_K, "q6_K", 256, 210},      {GGML_Q8_K, "q8_K", 256, 292},    {GGML_IQ2_XXS, "iq2_xxs", 256, 66},
+    {GGML_IQ2_XS, "iq2_xs", 256, 74},   {GGML_IQ3_XXS, "iq3_xxs", 256, 98}, {GGML_IQ1_S, "iq1_s", 256, 50},
+    {GGML_IQ4_NL, "iq4_nl", 32, 18},    {GGML_IQ3_S, "iq3_s", 256, 110},  {GGML_IQ2_S, "iq2_s", 256, 82},
+    {GGML_IQ4_XS, "iq4_xs", 256, 136},  {GGML_I8, "i8", 1, 1},            {GGML_I16, "i16", 1, 2},
+    {GGML_I32, "i32", 1, 4},            {GGML_I64, "i64", 1, 8},          {GGML_F64, "f64", 1, 8},
+    {GGML_IQ1_M, "iq1_m", 256, 56},     {GGML_BF16, "bf16", 1, 2},        {GGML_TQ1_0, "tq1_0", 256, 54},
+    {GGML_TQ2_0, "tq2_0", 256, 66},     {GGML_MXFP4, "mxfp4", 32, 17},
 };
 
 static const TensorType *find_tensor_type(uint32_t id) {
@@ -334,6 +342,24 @@ void gguf_free(GgufFile *g) {
     g->file = keep;
 }
 
+/**
+ * Make room for entry @p i of an array of @p count entries of @p size bytes
+ * whose first @p i are filled: double it when full (never past @p count),
+ * so its size follows the entries read, not the count. 0, or -1 when out of
+ * memory (*array is then still the caller's to free).
+ */
+static int grow(void **array, uint64_t *cap, uint64_t i, uint64_t count, size_t size) {
+    if (i < *cap) return 0;
+    uint64_t n = *cap ? *cap * 2 : 16;
+    if (n > count) n = count;
+    if (n > SIZE_MAX / size) return -1;
+    void *p = realloc(*array, (size_t)n * size);
+    if (!p) return -1;
+    *array = p;
+    *cap = n;
+    return 0;
+}
+
 static int parse(GgufFile *g, Reader *r) {
     char kb[72];
     enum { HEADER = 24, MIN_KV = 8 + 1 + 4 + 1, MIN_TENSOR = 8 + 1 + 4 + 8 + 4 + 8 };
@@ -352,27 +378,42 @@ static int parse(GgufFile *g, Reader *r) {
     }
     read_u64(r, &g->n_tensors, "the tensor count");
     read_u64(r, &g->n_kv, "the metadata count");
+    /* Every entry takes at least its smallest encoding (a one-byte key or
+     * name, one dimension, ...), so counts that cannot fit in the file are
+     * lies, refused at once. Subtracting before dividing keeps the sum of
+     * the two counts' bytes from wrapping around. */
     uint64_t room = r->size - HEADER;
     if (g->n_kv > room / MIN_KV)
         return fail(r, "header claims %llu metadata pairs, more than a %llu-byte file can hold",
                     (unsigned long long)g->n_kv, (unsigned long long)r->size);
-    if (g->n_tensors > room / MIN_TENSOR || g->n_kv * MIN_KV + g->n_tensors * MIN_TENSOR > room)
+    if (g->n_tensors > (room - g->n_kv * MIN_KV) / MIN_TENSOR)
         return fail(r, "header claims %llu tensors, more than a %llu-byte file can hold",
                     (unsigned long long)g->n_tensors, (unsigned long long)r->size);
 
-    g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof(GgufKV));
-    g->kv_order = calloc(g->n_kv ? g->n_kv : 1, sizeof(size_t));
-    g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(GgufTensor));
-    g->tensor_order = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(size_t));
-    const void **sorted = calloc((g->n_kv > g->n_tensors ? g->n_kv : g->n_tensors) + 1, sizeof(void *));
-    if (!g->kv || !g->kv_order || !g->tensors || !g->tensor_order || !sorted) {
-        free(sorted);
-        return fail(r, "out of memory");
-    }
+    /* That check bounds the counts by the file's size, which is not enough
+     * to size allocations by: a sparse file of 4 KiB on disk can be 4 GiB
+     * long and claim 130 million tensors, 19 GB of GgufTensor. So the arrays
+     * grow as entries are read and found valid (a file of zeros fails at
+     * its first entry), and the sorted indices are made for the entries
+     * that exist. */
+    const void **sorted = NULL;
+    uint64_t cap = 0;
     int rc = -1;
 
-    for (uint64_t i = 0; i < g->n_kv; i++)
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        if (grow((void **)&g->kv, &cap, i, g->n_kv, sizeof(GgufKV))) goto out_of_memory;
         if (read_kv(r, &g->kv[i], i)) goto done;
+    }
+    /* The directory follows the metadata: now the tensor count can be held
+     * against the bytes that are really left. */
+    if (g->n_tensors > (r->size - r->pos) / MIN_TENSOR) {
+        fail(r, "header claims %llu tensors, more than the %llu bytes after the metadata can hold",
+             (unsigned long long)g->n_tensors, (unsigned long long)(r->size - r->pos));
+        goto done;
+    }
+    g->kv_order = malloc(sizeof(size_t) * (g->n_kv ? g->n_kv : 1));
+    sorted = malloc(sizeof(void *) * (g->n_kv ? g->n_kv : 1));
+    if (!g->kv_order || !sorted) goto out_of_memory;
     /* Duplicated keys are ambiguous: reject them. */
     for (uint64_t i = 0; i < g->n_kv; i++) sorted[i] = &g->kv[i];
     qsort(sorted, g->n_kv, sizeof(void *), kv_ptr_cmp);
@@ -399,8 +440,15 @@ static int parse(GgufFile *g, Reader *r) {
         }
     }
 
-    for (uint64_t i = 0; i < g->n_tensors; i++)
+    cap = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        if (grow((void **)&g->tensors, &cap, i, g->n_tensors, sizeof(GgufTensor))) goto out_of_memory;
         if (read_tensor_info(r, &g->tensors[i], i, g->alignment)) goto done;
+    }
+    g->tensor_order = malloc(sizeof(size_t) * (g->n_tensors ? g->n_tensors : 1));
+    free(sorted);
+    sorted = malloc(sizeof(void *) * (g->n_tensors ? g->n_tensors : 1));
+    if (!g->tensor_order || !sorted) goto out_of_memory;
     for (uint64_t i = 0; i < g->n_tensors; i++) sorted[i] = &g->tensors[i];
     qsort(sorted, g->n_tensors, sizeof(void *), tensor_name_cmp);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -444,6 +492,9 @@ static int parse(GgufFile *g, Reader *r) {
         }
     }
     rc = 0;
+    goto done;
+out_of_memory:
+    fail(r, "out of memory");
 done:
     free(sorted);
     return rc;

@@ -20,7 +20,9 @@
  *
  * Which tensor types a model may use is the loader's decision; the reader
  * only needs to know the block size of every type ggml defines (to compute
- * the bytes a tensor occupies) and rejects type ids it does not know.
+ * the bytes a tensor occupies) and rejects type ids it does not know. So a
+ * file of a type no chapter runs (IQ4_XS, say) still parses, and the loader
+ * can refuse it by name.
  */
 #ifndef LLAMABOOK_GGUF_H
 #define LLAMABOOK_GGUF_H
@@ -37,11 +39,19 @@ enum {
     GGUF_I64 = 11, GGUF_F64 = 12, GGUF_N_VALUE_TYPES
 };
 
-/** Tensor types (ggml's `ggml_type` ids) whose sizes the reader knows. */
+/**
+ * Tensor types (ggml's `ggml_type` ids) whose sizes the reader knows: every
+ * type ggml defines today. The ids ggml has dropped (4 and 5, the old Q4_2
+ * and Q4_3; 31-33 and 36-38, the repacked Q4_0 and IQ4_NL layouts, which
+ * never appear in files) are unknown, and so is every id above these.
+ */
 enum {
     GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7,
     GGML_Q8_0 = 8, GGML_Q8_1 = 9, GGML_Q2_K = 10, GGML_Q3_K = 11, GGML_Q4_K = 12,
-    GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_Q8_K = 15, GGML_BF16 = 30
+    GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_Q8_K = 15, GGML_IQ2_XXS = 16, GGML_IQ2_XS = 17,
+    GGML_IQ3_XXS = 18, GGML_IQ1_S = 19, GGML_IQ4_NL = 20, GGML_IQ3_S = 21, GGML_IQ2_S = 22,
+    GGML_IQ4_XS = 23, GGML_I8 = 24, GGML_I16 = 25, GGML_I32 = 26, GGML_I64 = 27, GGML_F64 = 28,
+    GGML_IQ1_M = 29, GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_MXFP4 = 39
 };
 
 enum {
@@ -94,9 +104,12 @@ typedef struct {
 /**
  * Parse and validate the @p size bytes at @p data into @p g. Returns 0, or
  * -1 with a one-line message in @p err (no file name: the caller adds it)
- * and @p g left empty. Never exits, never reads outside the buffer, never
- * allocates more than a small multiple of @p size. @p g points into
- * @p data, which must outlive it; release it with gguf_free().
+ * and @p g left empty. Never exits, never reads outside the buffer. Its
+ * memory grows with the entries it has read and found valid (at most a few
+ * hundred bytes for each), never with a count that the header merely
+ * claims: the counts must fit in @p size, but a sparse file can be
+ * gigabytes long and hold nothing. @p g points into @p data, which must
+ * outlive it; release it with gguf_free().
  */
 int gguf_parse(GgufFile *g, const uint8_t *data, size_t size, char *err, size_t err_len);
 

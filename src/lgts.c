@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -38,27 +37,16 @@ Lgts lgts_read(const char *path) {
     return l;
 }
 
-void lgts_write(const char *path, const Lgts *l) {
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = xmalloc(tmp_len);
-    snprintf(tmp, tmp_len, "%s.tmp%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) fatal("%s: cannot create", path);
+void lgts_write(OutputFile *out, const Lgts *l) {
     int32_t head[4];
     memcpy(head, "LGTS", 4);
     head[1] = 1;
     head[2] = l->n_tokens;
     head[3] = l->vocab;
-    size_t cells = (size_t)l->n_tokens * (size_t)l->vocab;
-    int okw = fwrite(head, 4, 4, fp) == 4 &&
-              fwrite(l->tokens, 4, (size_t)l->n_tokens, fp) == (size_t)l->n_tokens &&
-              fwrite(l->logits, 4, cells, fp) == cells;
-    if (fclose(fp) != 0) okw = 0;
-    if (!okw || rename(tmp, path) != 0) {
-        remove(tmp);
-        fatal("%s: cannot write", path);
-    }
-    free(tmp);
+    output_write(out, head, sizeof head);
+    output_write(out, l->tokens, 4 * (size_t)l->n_tokens);
+    output_write(out, l->logits, 4 * (size_t)l->n_tokens * (size_t)l->vocab);
+    output_commit(out);
 }
 
 void lgts_free(Lgts *l) {

@@ -10,6 +10,8 @@
 #ifndef LLAMABOOK_LGTS_H
 #define LLAMABOOK_LGTS_H
 
+#include "util.h"
+
 /** One LGTS file in memory. */
 typedef struct {
     int n_tokens;  /**< rows */
@@ -22,10 +24,11 @@ typedef struct {
 Lgts lgts_read(const char *path);
 
 /**
- * Write @p l to @p path atomically: to a temporary file beside it, then
- * rename, so a failure never leaves a partial file. fatal() on error.
+ * Write @p l into @p out (from output_create(), util.h) and commit it: the
+ * file appears complete under its name, or not at all. fatal() on error, with
+ * the reason.
  */
-void lgts_write(const char *path, const Lgts *l);
+void lgts_write(OutputFile *out, const Lgts *l);
 
 void lgts_free(Lgts *l);
 

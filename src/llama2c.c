@@ -12,7 +12,9 @@
  */
 #include "llama2c.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { HEADER_INTS = 7 };
@@ -47,6 +49,9 @@ static void read_header(Llama2cCheckpoint *ck, const char *path, const char *who
                                      cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len};
     for (int i = 0; i < HEADER_INTS; i++)
         if (values[i] <= 0) fatal("%s: header has %s = %d; it must be positive", path, names[i], (int)h[i]);
+    if (cfg->seq_len > MODEL_MAX_CONTEXT)
+        fatal("%s: header has seq_len %d; the book's chapters allow at most %d positions", path, cfg->seq_len,
+              MODEL_MAX_CONTEXT);
     if (cfg->dim % cfg->n_heads)
         fatal("%s: header has dim %d, not divisible by n_heads %d", path, cfg->dim, cfg->n_heads);
     if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
@@ -112,6 +117,41 @@ Llama2cCheckpoint llama2c_open(const char *path, const char *who) {
     }
     if (ck.shared_classifier) w->wcls = w->token_embedding;
     return ck;
+}
+
+void llama2c_check_tensors(const Llama2cCheckpoint *ck, const char *path) {
+    const ModelConfig *c = &ck->cfg;
+    const Llama2cWeights *w = &ck->w;
+    size_t L = (size_t)c->n_layers, d = (size_t)c->dim, kv = (size_t)c->kv_dim, hd = (size_t)c->hidden_dim;
+    size_t V = (size_t)c->vocab_size;
+    /* (name, first float, layers (0: not a per-layer array), rows per layer, floats per row);
+     * the obsolete RoPE tables are left out: nothing reads them. */
+    const struct {
+        const char *name;
+        const float *x;
+        size_t layers, rows, cols;
+    } tensors[] = {
+        {"token_embedding", w->token_embedding, 0, V, d}, {"rms_att", w->rms_att, L, 1, d},
+        {"wq", w->wq, L, d, d},         {"wk", w->wk, L, kv, d},   {"wv", w->wv, L, kv, d},
+        {"wo", w->wo, L, d, d},         {"rms_ffn", w->rms_ffn, L, 1, d},
+        {"w1", w->w1, L, hd, d},        {"w2", w->w2, L, d, hd},   {"w3", w->w3, L, hd, d},
+        {"rms_final", w->rms_final, 0, 1, d},
+        {"wcls", ck->shared_classifier ? NULL : w->wcls, 0, V, d},
+    };
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
+        if (!tensors[i].x) continue;
+        size_t per_layer = tensors[i].rows * tensors[i].cols; /* fits: the file holds it */
+        for (size_t l = 0; l < (tensors[i].layers ? tensors[i].layers : 1); l++) {
+            const float *x = tensors[i].x + l * per_layer;
+            long bad = find_nonfinite(x, per_layer);
+            if (bad < 0) continue;
+            char name[64];
+            if (tensors[i].layers) snprintf(name, sizeof name, "%s[%zu]", tensors[i].name, l);
+            else snprintf(name, sizeof name, "%s", tensors[i].name);
+            fatal("%s: --check-tensors: tensor %s, row %zu: %s", path, name, (size_t)bad / tensors[i].cols,
+                  isnan(x[bad]) ? "NaN" : "infinite");
+        }
+    }
 }
 
 void llama2c_close(Llama2cCheckpoint *ck) {

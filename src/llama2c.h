@@ -60,10 +60,17 @@ typedef struct {
  * Map and check the checkpoint at @p path. @p who is the program that reads it ("chapter 1",
  * "gguf_convert"), for the messages that speak of it. Never returns on a bad file: missing,
  * a directory, empty, a GGUF file, a header too short, sizes that are not positive or do not
- * divide (dim by n_heads, n_heads by n_kv_heads, an odd head size), sizes whose product
+ * divide (dim by n_heads, n_heads by n_kv_heads, an odd head size), a context longer than
+ * MODEL_MAX_CONTEXT (model.h), sizes whose product
  * overflows 64 bits, or a file size other than the one the header implies.
  */
 Llama2cCheckpoint llama2c_open(const char *path, const char *who);
+
+/**
+ * --check-tensors: stop with one line naming the first weight that is NaN or infinite, as
+ * `tensor wq[3], row 17: NaN` (array, layer, row of that layer's matrix).
+ */
+void llama2c_check_tensors(const Llama2cCheckpoint *ck, const char *path);
 
 /** Unmap the file; every pointer of @p ck is invalid afterwards. */
 void llama2c_close(Llama2cCheckpoint *ck);

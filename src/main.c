@@ -15,7 +15,6 @@
  * .tokens files), --logits (teacher-forced logits of given ids, LGTS format)
  * and --perplexity (how well the model predicts a text).
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,9 @@
 #include "sampler.h"
 #include "tokenizer.h"
 #include "util.h"
+
+/** Exit status after Ctrl-C, as a shell reports a program killed by SIGINT (128 + 2). */
+enum { EXIT_INTERRUPTED = 130 };
 
 /** Everything the command line says. */
 typedef struct {
@@ -53,13 +55,16 @@ static void usage(FILE *out, const char *prog) {
             "      --top-p F           nucleus sampling threshold, 1 = off (default 0.95)\n"
             "      --top-k N           keep the N most likely tokens, 0 = off (default 40)\n"
             "  -s, --seed N            random seed (default: from the clock)\n"
-            "  -t, --threads N         worker threads (chapter 4 on; default: all CPUs)\n"
+            "  -t, --threads N         worker threads (chapter 4 on; default: all CPUs; at most\n"
+            "                          4 per CPU)\n"
             "      --ignore-eos        do not stop at BOS/EOS\n"
             "      --ids               print the token ids (BOS, prompt, generated) instead of text\n"
             "      --logits FILE       teacher-force --tokens/--tokens-file, write LGTS logits\n"
             "      --tokens \"1 2 ..\"   token ids for --logits\n"
             "      --tokens-file F     token ids for --logits, from a file\n"
             "      --perplexity FILE   perplexity of the model on a text file\n"
+            "      --check-tensors     refuse a model whose weights hold NaN or infinities, naming\n"
+            "                          the first bad tensor and row (slower load)\n"
             "  -v, --verbose           print load details\n"
             "  -h, --help              this help\n",
             model_chapter_title, prog);
@@ -79,6 +84,72 @@ static float option_float(const char *flag, const char *arg, float lo, float hi)
     return v;
 }
 
+/*
+ * The options, one row each. Every argument is a whole word: "-n 5" or
+ * "--n-predict 5" or "--n-predict=5", never grouped letters, so that a
+ * llama.cpp flag like -ngl or -cnv is named as unknown instead of being read
+ * as "-n gl" or "-c -n -v" (what getopt's grouping would do).
+ */
+enum { O_MODEL, O_TOKENIZER, O_PROMPT, O_PREDICT, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS, O_IGNORE_EOS,
+       O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL, O_CHECK, O_VERBOSE, O_HELP };
+static const struct {
+    const char *short_name, *long_name;
+    int takes_value, id;
+} option_table[] = {
+    {"-m", "--model", 1, O_MODEL},         {"-z", "--tokenizer", 1, O_TOKENIZER},
+    {"-p", "--prompt", 1, O_PROMPT},       {"-n", "--n-predict", 1, O_PREDICT},
+    {NULL, "--temp", 1, O_TEMP},           {NULL, "--top-p", 1, O_TOPP},
+    {NULL, "--top-k", 1, O_TOPK},          {"-s", "--seed", 1, O_SEED},
+    {"-t", "--threads", 1, O_THREADS},     {NULL, "--ignore-eos", 0, O_IGNORE_EOS},
+    {NULL, "--ids", 0, O_IDS},             {NULL, "--logits", 1, O_LOGITS},
+    {NULL, "--tokens", 1, O_TOKENS},       {NULL, "--tokens-file", 1, O_TOKENS_FILE},
+    {NULL, "--perplexity", 1, O_PPL},      {NULL, "--check-tensors", 0, O_CHECK},
+    {"-v", "--verbose", 0, O_VERBOSE},     {"-h", "--help", 0, O_HELP},
+};
+
+/** The row of @p arg ("--temp" or "--temp=0.5": *inline_value then points at "0.5"), or -1. */
+static int find_option(const char *arg, const char **inline_value) {
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    *inline_value = eq ? eq + 1 : NULL;
+    for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
+        const char *s = option_table[i].short_name, *l = option_table[i].long_name;
+        if ((s && !eq && strcmp(arg, s) == 0) || (strlen(l) == len && strncmp(arg, l, len) == 0)) return (int)i;
+    }
+    return -1;
+}
+
+/** More threads than 4 per CPU only makes them wait for each other: clamp, and say so. */
+static long clamp_threads(long asked) {
+    long cpus = online_cpus(), most = 4 * cpus > 8 ? 4 * cpus : 8;
+    if (asked <= most) return asked;
+    fprintf(stderr, "note: -t %ld: this machine has %ld CPUs; using %ld threads\n", asked, cpus, most);
+    return most;
+}
+
+static void set_option(Options *o, int id, const char *flag, const char *value, const char *prog) {
+    switch (id) {
+    case O_MODEL: o->model_path = value; break;
+    case O_TOKENIZER: o->tokenizer_path = value; break;
+    case O_PROMPT: o->prompt = value; break;
+    case O_PREDICT: o->n_predict = option_long(flag, value, -1, 1L << 30); break;
+    case O_TEMP: o->temperature = option_float(flag, value, 0.0f, 100.0f); break;
+    case O_TOPP: o->top_p = option_float(flag, value, 0.0f, 1.0f); break;
+    case O_TOPK: o->top_k = option_long(flag, value, 0, 1L << 30); break;
+    case O_SEED: o->seed = option_long(flag, value, -1, 0x7fffffffL); break;
+    case O_THREADS: o->threads = clamp_threads(option_long(flag, value, 0, 1L << 30)); break;
+    case O_IGNORE_EOS: o->ignore_eos = 1; break;
+    case O_IDS: o->print_ids = 1; break;
+    case O_LOGITS: o->logits_path = value; break;
+    case O_TOKENS: o->tokens_text = value; break;
+    case O_TOKENS_FILE: o->tokens_file = value; break;
+    case O_PPL: o->perplexity_path = value; break;
+    case O_CHECK: o->check_tensors = 1; break;
+    case O_VERBOSE: o->verbose = 1; break;
+    case O_HELP: usage(stdout, prog); exit(0);
+    }
+}
+
 static Options parse_options(int argc, char **argv) {
     Options o = {0};
     o.n_predict = -1;
@@ -86,45 +157,28 @@ static Options parse_options(int argc, char **argv) {
     o.top_p = 0.95f;
     o.top_k = 40;
     o.seed = -1;
-    enum { O_TEMP = 256, O_TOPP, O_TOPK, O_IGNORE_EOS, O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL, O_CHECK };
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, 'z'},
-        {"prompt", required_argument, 0, 'p'},     {"n-predict", required_argument, 0, 'n'},
-        {"temp", required_argument, 0, O_TEMP},    {"top-p", required_argument, 0, O_TOPP},
-        {"top-k", required_argument, 0, O_TOPK},   {"seed", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},    {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
-        {"ids", no_argument, 0, O_IDS},            {"logits", required_argument, 0, O_LOGITS},
-        {"tokens", required_argument, 0, O_TOKENS}, {"tokens-file", required_argument, 0, O_TOKENS_FILE},
-        {"perplexity", required_argument, 0, O_PPL}, {"verbose", no_argument, 0, 'v'}, {"check-tensors", no_argument, 0, O_CHECK},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    opterr = 0; /* we print our own one-line errors */
-    int c;
-    while ((c = getopt_long(argc, argv, ":m:z:p:n:s:t:vh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o.model_path = optarg; break;
-        case 'z': o.tokenizer_path = optarg; break;
-        case 'p': o.prompt = optarg; break;
-        case 'n': o.n_predict = option_long("-n", optarg, -1, 1L << 30); break;
-        case O_TEMP: o.temperature = option_float("--temp", optarg, 0.0f, 100.0f); break;
-        case O_TOPP: o.top_p = option_float("--top-p", optarg, 0.0f, 1.0f); break;
-        case O_TOPK: o.top_k = option_long("--top-k", optarg, 0, 1L << 30); break;
-        case 's': o.seed = option_long("--seed", optarg, -1, 0x7fffffffL); break;
-        case 't': o.threads = option_long("--threads", optarg, 0, 1024); break;
-        case O_IGNORE_EOS: o.ignore_eos = 1; break;
-        case O_IDS: o.print_ids = 1; break;
-        case O_LOGITS: o.logits_path = optarg; break;
-        case O_TOKENS: o.tokens_text = optarg; break;
-        case O_TOKENS_FILE: o.tokens_file = optarg; break;
-        case O_PPL: o.perplexity_path = optarg; break;
-        case 'v': o.verbose = 1; break;
-        case O_CHECK: o.check_tensors = 1; break;
-        case 'h': usage(stdout, argv[0]); exit(0);
-        case ':': fatal("%s: missing argument", argv[optind - 1]);
-        default: fatal("%s: unknown option (see --help)", argv[optind - 1]);
+    int only_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value;
+        if (only_positional || arg[0] != '-' || arg[1] == 0) {
+            if (o.model_path) fatal("%s: unexpected argument (see --help)", arg);
+            o.model_path = arg;
+            continue;
         }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        int row = find_option(arg, &value);
+        if (row < 0) fatal("%s: unknown option (see --help)", arg);
+        const char *flag = option_table[row].long_name;
+        if (!option_table[row].takes_value && value) fatal("%s: takes no value", flag);
+        if (option_table[row].takes_value && !value) {
+            if (i + 1 >= argc) fatal("%s: missing its value", arg);
+            value = argv[++i];
+        }
+        set_option(&o, option_table[row].id, strchr(arg, '=') ? flag : arg, value, argv[0]);
     }
-    if (optind < argc && !o.model_path) o.model_path = argv[optind++];
-    if (optind < argc) fatal("%s: unexpected argument (see --help)", argv[optind]);
     if (!o.model_path) fatal("no model given: use -m MODEL (see --help)");
     if (o.top_p <= 0.0f) fatal("--top-p %g: must be above 0", o.top_p);
     if ((o.tokens_text || o.tokens_file) && !o.logits_path) fatal("--tokens needs --logits FILE");
@@ -137,12 +191,6 @@ static Options parse_options(int argc, char **argv) {
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizer: the model's own vocabulary, or a llama2.c file.               */
-
-static int file_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
-}
 
 /** Path of @p name in the folder of @p model_path (caller frees). */
 static char *beside(const char *model_path, const char *name) {
@@ -166,7 +214,7 @@ static Vocab *load_tokenizer(const Options *o, const Model *m, int *owned) {
     char name[32];
     snprintf(name, sizeof name, "tok%d.bin", vocab_size);
     char *by_size = beside(o->model_path, name), *plain = beside(o->model_path, "tokenizer.bin");
-    const char *found = file_exists(by_size) ? by_size : file_exists(plain) ? plain : NULL;
+    const char *found = is_regular_file(by_size) ? by_size : is_regular_file(plain) ? plain : NULL;
     if (!found) fatal("%s: no tokenizer found (looked for %s and %s): pass -z FILE", o->model_path, by_size, plain);
     Vocab *v = vocab_load_llama2c(found, vocab_size);
     free(by_size);
@@ -176,6 +224,22 @@ static Vocab *load_tokenizer(const Options *o, const Model *m, int *owned) {
 
 /* ------------------------------------------------------------------------ */
 /* Generate: print text (or ids) as it is produced.                         */
+
+/*
+ * model_forward(), and a check that its logits are numbers. A NaN or an
+ * infinity in the weights reaches the logits whatever a chapter does with it
+ * on the way (and the sampler would then pick the same token forever), so
+ * this one place stops every chapter the same way; --check-tensors finds the
+ * weight. It reads vocab_size floats per token: noise next to the forward pass.
+ */
+static const float *forward(Model *m, const int *ids, int n, const char *model_path) {
+    const ModelConfig *cfg = model_config(m);
+    const float *logits = model_forward(m, ids, n);
+    if (find_nonfinite(logits, (size_t)cfg->vocab_size) >= 0)
+        fatal("%s: the logits at position %d are not finite: a weight is NaN or infinite (--check-tensors names it)",
+              model_path, n - 1);
+    return logits;
+}
 
 static int *encode_prompt(const Vocab *v, const char *prompt, int seq_len, int *n_out) {
     size_t cap = strlen(prompt) + 3; /* BOS, dummy prefix, and at most one id per byte */
@@ -204,7 +268,7 @@ static int generate(const Options *o, Model *m, const Vocab *v) {
     int *prompt = encode_prompt(v, o->prompt ? o->prompt : "", cfg->seq_len, &n);
     /* The context bounds the positions fed to the model; the last generated
      * token is never fed back, so it may be the (seq_len + 1)-th id (llama2.c's rule). */
-    long room = cfg->seq_len + 1 - n;
+    long room = (long)cfg->seq_len + 1 - n; /* long: seq_len may be as large as int allows */
     long n_predict = o->n_predict < 0 ? room : o->n_predict;
     if (n_predict > room)
         fatal("-n %ld: prompt (%d tokens) + %ld tokens exceeds the context of %d positions", n_predict, n, n_predict,
@@ -227,9 +291,10 @@ static int generate(const Options *o, Model *m, const Vocab *v) {
         fflush(stdout);
     }
     double t_prefill = 0, t_decode = 0;
-    for (long step = 0; step < n_predict; step++) {
+    interrupt_arm(); /* Ctrl-C: stop after the current token, print what we have */
+    for (long step = 0; step < n_predict && !interrupted(); step++) {
         double t0 = now_seconds();
-        const float *logits = model_forward(m, ids, n);
+        const float *logits = forward(m, ids, n, o->model_path);
         double dt = now_seconds() - t0;
         if (step == 0) t_prefill = dt; else t_decode += dt;
         int next = sampler_sample(&sampler, logits);
@@ -250,27 +315,33 @@ static int generate(const Options *o, Model *m, const Vocab *v) {
     print_stats(m, n_prompt, n - n_prompt, t_prefill, t_decode);
     sampler_free(&sampler);
     free(ids);
-    return 0;
+    return interrupted() ? EXIT_INTERRUPTED : 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Teacher forcing: the logits of every position of a given sequence.      */
 
 static int *parse_ids(const char *text, const char *flag, int vocab_size, int seq_len, int *n_out) {
-    size_t cap = strlen(text) / 2 + 2;
+    size_t cap = strlen(text) / 2 + 2; /* an id and a separator take at least two bytes */
     int *ids = xmalloc(sizeof(int) * cap);
     int n = 0;
     const char *p = text;
     for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
+        p += strspn(p, " \t\n\r,");
         if (!*p) break;
-        char *end;
-        long id = strtol(p, &end, 10);
-        if (end == p) fatal("%s: '%.20s' is not a token id", flag, p);
-        if (id < 0 || id >= vocab_size) fatal("%s: token id %ld is outside the vocabulary (0..%d)", flag, id, vocab_size - 1);
+        /* Read the digits ourselves: strtol() would clamp 18446744073709551616
+         * to LONG_MAX and the message would quote a number nobody wrote. */
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || (p[digits] && !strchr(" \t\n\r,", p[digits])))
+            fatal("%s: '%.20s' is not a token id", flag, p);
+        long id = 0;
+        for (size_t i = 0; i < digits && id < vocab_size; i++) id = id * 10 + (p[i] - '0');
+        if (id >= vocab_size)
+            fatal("%s: token id %.*s is outside the vocabulary (0..%d)", flag, (int)(digits < 40 ? digits : 40), p,
+                  vocab_size - 1);
         if ((size_t)n == cap) fatal("%s: too many ids", flag);
         ids[n++] = (int)id;
-        p = end;
+        p += digits;
     }
     if (n == 0) fatal("%s: no token ids", flag);
     if (n > seq_len) fatal("%s: %d ids, longer than the context (%d)", flag, n, seq_len);
@@ -296,17 +367,23 @@ static int teacher_force(const Options *o, Model *m) {
     int *ids = parse_ids(file_text ? file_text : o->tokens_text, file_text ? o->tokens_file : "--tokens",
                          cfg->vocab_size, cfg->seq_len, &n);
     Lgts out = {n, cfg->vocab_size, ids, xmalloc(checked_mul((size_t)n, sizeof(float) * (size_t)cfg->vocab_size, "--logits"))};
+    /* Created before the work, so that a bad path costs nothing; it has no
+     * name until lgts_write() completes it (util.h's rule for output files). */
+    OutputFile file = output_create(o->logits_path);
     double t0 = now_seconds();
-    for (int p = 0; p < n; p++)
-        memcpy(out.logits + (size_t)p * (size_t)cfg->vocab_size, model_forward(m, ids, p + 1),
+    interrupt_arm();
+    int done = 0;
+    for (; done < n && !interrupted(); done++)
+        memcpy(out.logits + (size_t)done * (size_t)cfg->vocab_size, forward(m, ids, done + 1, o->model_path),
                sizeof(float) * (size_t)cfg->vocab_size);
     double dt = now_seconds() - t0;
-    lgts_write(o->logits_path, &out);
-    fprintf(stderr, "[stats] %d positions in %.3f s (%.1f tok/s), peak RSS %.1f MiB\n", n, dt, n / dt,
-            peak_rss_bytes() / 1048576.0);
+    if (done == n) lgts_write(&file, &out);
+    else output_discard(&file); /* interrupted: no file at all, not a partial one */
+    fprintf(stderr, "[stats] %d positions in %.3f s (%.1f tok/s), peak RSS %.1f MiB%s\n", done, dt, done / dt,
+            peak_rss_bytes() / 1048576.0, done < n ? "; interrupted, no --logits file written" : "");
     lgts_free(&out);
     free(file_text);
-    return 0;
+    return done < n ? EXIT_INTERRUPTED : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -328,6 +405,11 @@ static double negative_log_prob(const float *logits, int vocab, int target) {
  */
 static int perplexity(const Options *o, Model *m, const Vocab *v) {
     const ModelConfig *cfg = model_config(m);
+    /* A window must hold a token and the one it predicts; with one position
+     * the windows would never advance. */
+    if (cfg->seq_len < 2)
+        fatal("%s: --perplexity needs a context of at least 2 positions; the model has %d", o->model_path,
+              cfg->seq_len);
     char *text = read_text_file(o->perplexity_path, 1 << 26);
     size_t cap = strlen(text) + 3;
     int *ids = xmalloc(checked_mul(cap, sizeof(int), "--perplexity"));
@@ -338,21 +420,24 @@ static int perplexity(const Options *o, Model *m, const Vocab *v) {
     double nll = 0;
     long scored = 0;
     double t0 = now_seconds();
-    for (int start = 0; start < n - 1; start += cfg->seq_len - 1) {
+    interrupt_arm();
+    for (int start = 0; start < n - 1 && !interrupted(); start += cfg->seq_len - 1) {
         int len = n - start < cfg->seq_len ? n - start : cfg->seq_len;
-        for (int p = 0; p + 1 < len; p++) {
-            const float *logits = model_forward(m, ids + start, p + 1);
+        for (int p = 0; p + 1 < len && !interrupted(); p++) {
+            const float *logits = forward(m, ids + start, p + 1, o->model_path);
             nll += negative_log_prob(logits, cfg->vocab_size, ids[start + p + 1]);
             scored++;
         }
     }
     double dt = now_seconds() - t0;
-    printf("perplexity: %.4f over %ld tokens\n", exp(nll / (double)scored), scored);
+    if (scored > 0)
+        printf("perplexity: %.4f over %ld tokens%s\n", exp(nll / (double)scored), scored,
+               interrupted() ? " (interrupted: not the whole text)" : "");
     fprintf(stderr, "[stats] %ld positions in %.3f s (%.1f tok/s), peak RSS %.1f MiB\n", scored, dt,
             scored / dt, peak_rss_bytes() / 1048576.0);
     free(ids);
     free(text);
-    return 0;
+    return interrupted() ? EXIT_INTERRUPTED : 0;
 }
 
 int main(int argc, char **argv) {

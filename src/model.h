@@ -21,6 +21,13 @@
 
 struct Vocab;
 
+/**
+ * The longest context any chapter accepts from a file (2^20 positions). A file may claim
+ * up to 2^31 - 1; positions are ints, and a limit here keeps every position arithmetic
+ * (seq_len + 1, n_layers × seq_len × kv_dim) far from overflowing.
+ */
+#define MODEL_MAX_CONTEXT (1 << 20)
+
 /** The shape of a LLaMA-style transformer, as every chapter reports it. */
 typedef struct {
     int dim;        /**< width of the residual stream (embedding length) */

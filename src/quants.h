@@ -242,6 +242,25 @@ static inline size_t quant_row_bytes(int type, size_t n) {
     }
 }
 
+/**
+ * The alignment a row of @p type needs in memory: that of the C type the
+ * kernels read it through (a float, an fp16 half, a block whose scales are
+ * halves); 1 for a type chapter 5 does not run. A row is whole blocks, so
+ * its size is a multiple of this too.
+ */
+static inline size_t quant_alignment(int type) {
+    switch (type) {
+    case Q_F32: return _Alignof(float);
+    case Q_F16: return _Alignof(uint16_t);
+    case Q_Q8_0: return _Alignof(BlockQ8);
+    case Q_Q4_0: return _Alignof(BlockQ4_0);
+    case Q_Q5_0: return _Alignof(BlockQ5_0);
+    case Q_Q4_K: return _Alignof(BlockQ4_K);
+    case Q_Q6_K: return _Alignof(BlockQ6_K);
+    default: return 1;
+    }
+}
+
 /** Elements per block of @p type (1 for F32/F16); 0 for a type chapter 5 does not run. */
 static inline int quant_block_size(int type) {
     switch (type) {
@@ -273,16 +292,27 @@ static inline void dequant_row(int type, const void *row, float *out, int n) {
 /**
  * Weights to Q4_0 as llama-quantize does (for tools/gguf_convert): m = the
  * value of largest magnitude, sign kept; d = m / −8; q = min(15, (int)(x/d + 8.5)).
+ * A block with a NaN or an infinity gets a NaN scale and quants of 8 (zero):
+ * its values decode as NaN, so the broken weight stays visible (to
+ * --check-tensors, and in the logits) instead of being rounded to a number.
  */
 static inline void quantize_q4_0(const float *x, BlockQ4_0 *y, int n) {
     for (int b = 0; b < n / QK; b++) {
         const float *v = x + b * QK;
         float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK; j++)
+        int finite = 1;
+        for (int j = 0; j < QK; j++) {
+            finite &= isfinite(v[j]) != 0;
             if (fabsf(v[j]) > amax) {
                 amax = fabsf(v[j]);
                 max = v[j];
             }
+        }
+        if (!finite) {
+            y[b].d = fp16_from_float(NAN);
+            memset(y[b].qs, 0x88, sizeof y[b].qs);
+            continue;
+        }
         float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fp16_from_float(d);
         for (int j = 0; j < QK / 2; j++) {
@@ -302,24 +332,35 @@ static inline int round_half_even(float v) {
     return (bits & 0x007fffff) - 0x00400000;
 }
 
-/** Activations to Q8_K as llama.cpp does: q = min(127, round-half-even(x · −127/m)), d = 1/(−127/m). */
+/**
+ * Activations to Q8_K as llama.cpp does: q = min(127, round-half-even(x · −127/m)), d = 1/(−127/m).
+ * A block of zeros is all zero. A block with a NaN or an infinity (from a
+ * broken weight upstream) gets d = NaN and zero quants: converting a NaN or
+ * an infinity to an integer is undefined behaviour in C, and the NaN scale
+ * carries the fault on into the dot products and the logits, where the
+ * driver sees it, instead of dropping it.
+ */
 static inline void quantize_q8_K(const float *x, BlockQ8_K *y, int n) {
     for (int b = 0; b < n / QK_K; b++) {
         const float *v = x + b * QK_K;
         float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK_K; j++)
+        int finite = 1;
+        for (int j = 0; j < QK_K; j++) {
+            finite &= isfinite(v[j]) != 0;
             if (fabsf(v[j]) > amax) {
                 amax = fabsf(v[j]);
                 max = v[j];
             }
-        if (!(amax > 0.0f) || isinf(amax)) { /* zeros (or a broken input): all zero */
+        }
+        if (!finite || amax == 0.0f) {
             memset(&y[b], 0, sizeof y[b]);
+            if (!finite) y[b].d = NAN;
             continue;
         }
         float iscale = -127.0f / max;
         for (int j = 0; j < QK_K; j++) {
             float r = iscale * v[j];
-            int q = r == r ? round_half_even(r) : 0;
+            int q = r == r ? round_half_even(r) : 0; /* NaN only if 1/max overflows (a subnormal max) */
             y[b].qs[j] = (int8_t)(q < 127 ? q : 127);
         }
         for (int g = 0; g < QK_K / 16; g++) {

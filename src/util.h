@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #if defined(__GNUC__)
 #define LB_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -44,9 +45,48 @@ typedef struct {
     size_t size;         /**< file size in bytes */
 } MappedFile;
 
-/** Map @p path read-only; fatal() with the file's name if it cannot be opened. */
+/**
+ * Map @p path read-only; fatal() with the file's name if it cannot be opened
+ * or is not a regular file (a named pipe is refused at once, never waited on).
+ * If the file shrinks while it is mapped, the next read of a lost page ends
+ * the program with one `error:` line naming the file and status 1, instead of
+ * a silent SIGBUS.
+ */
 MappedFile map_file(const char *path);
 void unmap_file(MappedFile *f);
+
+/** 1 if @p path names a regular file (following links); never opens it. */
+int is_regular_file(const char *path);
+
+/**
+ * A file being written. Everything the book writes goes through these calls:
+ * output_create() refuses to replace anything but a regular file (a link, a
+ * device, a pipe, a folder), writes to a file nobody else can see, and
+ * output_commit() renames the complete file over @p path in one atomic step.
+ * Every failure is one `error:` line with the reason (strerror) and removes
+ * the temporary file, as do fatal() and the signals that kill (SIGTERM,
+ * SIGINT, SIGHUP, SIGPIPE); on Linux the temporary file has no name at all
+ * until it is complete, so even SIGKILL leaves nothing behind.
+ */
+typedef struct {
+    FILE *fp;         /**< write through output_write() (or fwrite + check at commit) */
+    const char *path; /**< the final name */
+    int unnamed;      /**< 1: an O_TMPFILE file, named only by output_commit() */
+} OutputFile;
+
+OutputFile output_create(const char *path);
+void output_write(OutputFile *o, const void *data, size_t size);
+void output_commit(OutputFile *o);
+/** Drop the file: nothing appears under its name. */
+void output_discard(OutputFile *o);
+
+/**
+ * From now on the first Ctrl-C (SIGINT) only sets a flag that interrupted()
+ * reports, so that the driver stops at the next token, cleanly; a second one
+ * kills as usual.
+ */
+void interrupt_arm(void);
+int interrupted(void);
 
 /**
  * Tell the kernel we are done with the mapped bytes [offset, offset+len): they

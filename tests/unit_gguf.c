@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,6 +216,8 @@ static const TensorInfo t_byte_overflow[] = {{"a", 2, {1ull << 31, 1ull << 31}, 
 static const TensorInfo t_unknown_type[] = {{"a", 1, {32}, 4, 0}};
 static const TensorInfo t_type_99[] = {{"a", 1, {32}, 99, 0}};
 static const TensorInfo t_partial_block[] = {{"a", 2, {33, 2}, GGML_Q4_0, 0}};
+static const TensorInfo t_partial_iq4_xs[] = {{"a", 2, {128, 2}, GGML_IQ4_XS, 0}};
+static const TensorInfo t_type_31[] = {{"a", 1, {32}, 31, 0}};
 static const TensorInfo t_misaligned[] = {{"a", 1, {8}, GGML_F32, 0}, {"b", 1, {8}, GGML_F32, 40}};
 static const TensorInfo t_overlap[] = {{"a", 1, {16}, GGML_F32, 0}, {"b", 1, {8}, GGML_F32, 32}};
 static const TensorInfo t_past_end[] = {{"a", 1, {8}, GGML_F32, 0}, {"b", 1, {8}, GGML_F32, 1ull << 40}};
@@ -257,13 +260,15 @@ static const Case cases[] = {
     {"nul-tensor-name", "tensor name with a NUL byte", "contains a NUL byte", {.tensors = t_nul_name, .n_t = 1}},
     {"duplicate-tensor", "duplicated tensor name", "appears twice", {.tensors = t_dup, .n_t = 2}},
     {"five-dims", "tensor with 5 dimensions", "has 5 dimensions", {.tensors = t_5dims, .n_t = 1}},
-    {"zero-dims", "tensor with 0 dimensions", "has 0 dimensions", {.tensors = t_0dims, .n_t = 1}},
+    {"zero-dims", "tensor with 0 dimensions", "has 0 dimensions", {.tensors = t_0dims, .n_t = 1, .data_bytes = 64}}, /* room for a valid entry */
     {"zero-dim", "tensor dimension 0", "dimension 1 is 0", {.tensors = t_zero_dim, .n_t = 1}},
     {"elem-overflow", "element count overflow", "element count overflows", {.tensors = t_elem_overflow, .n_t = 1}},
     {"byte-overflow", "byte size overflow", "byte size overflows", {.tensors = t_byte_overflow, .n_t = 1}},
     {"type-4", "unknown tensor type 4 (removed Q4_2)", "unknown type id 4", {.tensors = t_unknown_type, .n_t = 1}},
     {"type-99", "unknown tensor type 99", "unknown type id 99", {.tensors = t_type_99, .n_t = 1}},
     {"partial-block", "row length not a multiple of the block", "not a multiple of the 32-element blocks", {.tensors = t_partial_block, .n_t = 1}},
+    {"partial-iq4_xs", "iq4_xs row length not a multiple of 256 (the type is known by name)", "not a multiple of the 256-element blocks of type iq4_xs", {.tensors = t_partial_iq4_xs, .n_t = 1}},
+    {"type-31", "tensor type 31 (a repacked layout ggml dropped)", "unknown type id 31", {.tensors = t_type_31, .n_t = 1}},
     {"misaligned", "misaligned tensor offset", "not a multiple of the alignment", {.tensors = t_misaligned, .n_t = 2}},
     {"overlap", "overlapping tensors", "overlap", {.tensors = t_overlap, .n_t = 2}},
     {"offset-past-end", "tensor offset past the end of the file", "run past the end of the data section", {.tensors = t_past_end, .n_t = 2}},
@@ -312,7 +317,7 @@ static void check_cases(void) {
 
 /** The unbroken small file, with one metadata pair of every type. */
 static void check_valid(void) {
-    char err[300] = "";
+    char err[300] = "", name[200];
     GgufFile g;
     Spec s = {.extra_kv = kv_all_types, .n_extra = 16};
     Buf b = build(&s);
@@ -360,6 +365,40 @@ static void check_valid(void) {
     rc = gguf_parse(&g, b2.p, b2.n, err, sizeof err);
     CHECK("general.alignment 256 moves the data section", rc == 0 && g.alignment == 256 && g.data_offset == 256, "rc %d %s", rc, err);
     gguf_free(&g);
+    /* GGUF asks only for a power of two: 1 and 2 are valid (the loaders copy what they cannot read in place) */
+    static const TensorInfo packed[] = {{"a", 1, {3}, GGML_F16, 0}, {"b", 1, {8}, GGML_F32, 6}};
+    for (uint32_t A = 1; A <= 2; A++) {
+        Buf b3 = build(&(Spec){.alignment = A, .tensors = packed, .n_t = 2});
+        rc = gguf_parse(&g, b3.p, b3.n, err, sizeof err);
+        const GgufTensor *tb = rc == 0 ? gguf_find_tensor(&g, "b") : NULL;
+        snprintf(name, sizeof name, "general.alignment %u is valid: tensors packed at offsets 0 and 6", A);
+        CHECK(name, rc == 0 && g.alignment == A && tb && tb->data == b3.p + g.data_offset + 6, "rc %d %s", rc, err);
+        gguf_free(&g);
+        free(b3.p);
+    }
+    /* every type ggml defines has a name and a block size; the ids it dropped stay unknown */
+    static const struct { uint32_t id; const char *name; uint32_t elems, bytes; } facts[] = {
+        {GGML_IQ2_XXS, "iq2_xxs", 256, 66}, {GGML_IQ2_XS, "iq2_xs", 256, 74}, {GGML_IQ3_XXS, "iq3_xxs", 256, 98},
+        {GGML_IQ1_S, "iq1_s", 256, 50},     {GGML_IQ4_NL, "iq4_nl", 32, 18},  {GGML_IQ3_S, "iq3_s", 256, 110},
+        {GGML_IQ2_S, "iq2_s", 256, 82},     {GGML_IQ4_XS, "iq4_xs", 256, 136}, {GGML_I8, "i8", 1, 1},
+        {GGML_I16, "i16", 1, 2},            {GGML_I32, "i32", 1, 4},          {GGML_I64, "i64", 1, 8},
+        {GGML_F64, "f64", 1, 8},            {GGML_IQ1_M, "iq1_m", 256, 56},   {GGML_TQ1_0, "tq1_0", 256, 54},
+        {GGML_TQ2_0, "tq2_0", 256, 66},     {GGML_MXFP4, "mxfp4", 32, 17},    {23, "iq4_xs", 256, 136},
+    };
+    int facts_ok = 1;
+    for (size_t k = 0; k < sizeof facts / sizeof facts[0]; k++) {
+        uint32_t be = 0, bb = 0;
+        const char *nm = gguf_tensor_type_name(facts[k].id);
+        if (!nm || strcmp(nm, facts[k].name) || !gguf_tensor_type_size(facts[k].id, &be, &bb) || be != facts[k].elems ||
+            bb != facts[k].bytes) {
+            facts_ok = 0;
+            printf("# type %u: %s %u/%u\n", facts[k].id, nm ? nm : "(unknown)", be, bb);
+        }
+    }
+    static const uint32_t dropped[] = {4, 5, 31, 32, 33, 36, 37, 38, 40};
+    for (size_t k = 0; k < sizeof dropped / sizeof dropped[0]; k++) facts_ok &= gguf_tensor_type_name(dropped[k]) == NULL;
+    CHECK("the IQ, TQ, MXFP4 and integer types have ggml's names and block sizes; dropped ids are unknown", facts_ok,
+          "see the lines above");
     /* Every prefix of the valid file is rejected cleanly (no crash, a message). */
     int all_fail = 1;
     for (size_t n = 0; n < b.n; n++) {
@@ -372,6 +411,58 @@ static void check_valid(void) {
     CHECK("every truncation of the valid file is rejected with a message", all_fail, "one prefix parsed");
     free(b.p);
     free(b2.p);
+}
+
+/** This process's peak of address space (VmPeak, Linux), in KiB; -1 where /proc does not say. */
+static long vm_peak_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPeak: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
+/**
+ * A sparse file: a header that claims 130 million tensors (or 300 million
+ * metadata pairs), then 4 GiB of zeros, which cost nothing on disk. Both
+ * counts fit in the size, so only the entries themselves can refute them:
+ * the parser must fail at the first one without having reserved memory for
+ * the count (19 GB of GgufTensor). The address-space peak shows any such
+ * reservation, touched or not.
+ */
+static void check_sparse(void) {
+    const size_t size = 24 + 130000000ull * 33 + 4096;
+    static const struct { uint64_t n_tensors, n_kv; const char *what, *expect; } claims[] = {
+        {130000000, 0, "130 million tensors", "tensor 0 has an empty name"},
+        {0, 300000000, "300 million metadata pairs", "metadata pair 0 has an empty key"},
+    };
+    for (size_t k = 0; k < sizeof claims / sizeof claims[0]; k++) {
+        char name[200], err[300] = "";
+        snprintf(name, sizeof name, "a 4 GiB sparse buffer claiming %s: refused at the first entry, under 64 MiB allocated",
+                 claims[k].what);
+        uint8_t *p = sizeof(size_t) < 8 ? MAP_FAILED
+                                        : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        long before = vm_peak_kib();
+        if (p == MAP_FAILED || before < 0) {
+            SKIP(name, "no 4 GiB mapping, or no VmPeak in /proc/self/status");
+            if (p != MAP_FAILED) munmap(p, size);
+            continue;
+        }
+        memcpy(p, "GGUF\3\0\0\0", 8);
+        for (int i = 0; i < 8; i++) {
+            p[8 + i] = (uint8_t)(claims[k].n_tensors >> (8 * i));
+            p[16 + i] = (uint8_t)(claims[k].n_kv >> (8 * i));
+        }
+        GgufFile g;
+        int rc = gguf_parse(&g, p, size, err, sizeof err);
+        long grew = vm_peak_kib() - before;
+        CHECK(name, rc != 0 && strstr(err, claims[k].expect) && grew < 65536, "rc %d, \"%s\", address space grew by %ld KiB",
+              rc, err, grew);
+        gguf_free(&g);
+        munmap(p, size);
+    }
 }
 
 /* ======================================================================== */
@@ -401,12 +492,18 @@ typedef struct {
     const char *tok_model;    /* NULL: "llama" */
     float eps;                /* 0: 1e-5 */
     int no_output;            /* no output.weight (tied classifier) */
+    const char *pad_dims;     /* this tensor is written with pad_n_dims dimensions, the extra ones 1 */
+    uint32_t pad_n_dims;
+    uint32_t alignment;       /* 0: 32, no key; 1 or 2: general.alignment, and the data section starts at
+                               * a byte that is 1 (2) past a multiple of 4, so every float is misaligned */
+    const char *poison;       /* this tensor gets a NaN (poison_inf: +infinity) in row poison_row: */
+    int poison_row, poison_inf; /* element 3 of an F32 or F16 row, the scale of block 1 of a Q8_0 row */
 } ModelSpec;
 
 typedef struct {
     char name[80];
     uint32_t n_dims;
-    uint64_t ne[2];
+    uint64_t ne[4];
     uint32_t type;
 } ModelTensor;
 
@@ -419,7 +516,7 @@ static float model_rnd(void) {
 static int model_tensors(const ModelSpec *s, ModelTensor *ts) {
     int n = 0;
 #define T(nm, nd, a, b) (snprintf(ts[n].name, sizeof ts[n].name, "%s", nm), ts[n].n_dims = nd, ts[n].ne[0] = a, \
-                         ts[n].ne[1] = b, ts[n].type = GGML_F32, n++)
+                         ts[n].ne[1] = b, ts[n].ne[2] = ts[n].ne[3] = 1, ts[n].type = GGML_F32, n++)
     T("token_embd.weight", 2, TD, TV);
     T("output_norm.weight", 1, TD, 1);
     if (!s->no_output) T("output.weight", 2, TD, TV);
@@ -444,12 +541,16 @@ static int model_tensors(const ModelSpec *s, ModelTensor *ts) {
             ts[m].n_dims = s->reshape_ne1 ? 2 : 1;
             if (!s->reshape_ne1) ts[m].ne[1] = 1;
         }
+        if (s->pad_dims && !strcmp(ts[m].name, s->pad_dims)) ts[m].n_dims = s->pad_n_dims;
         m++;
     }
     return m;
 }
 
-static Buf build_model(const ModelSpec *s) {
+/** The file of @p s with a metadata string of @p pad bytes when s->alignment is set; *data_at: where its data starts. */
+static Buf build_model_padded(const ModelSpec *s, size_t pad, size_t *data_at) {
+    model_rng = 0x9e3779b97f4a7c15ull; /* the same weights in every file: files can be compared */
+    const uint32_t A = s->alignment ? s->alignment : 32;
     Buf kvs = {0};
     int n_kv = 0;
 #define KEY_OK(k) (!s->skip_key || strcmp(s->skip_key, k))
@@ -499,6 +600,13 @@ static Buf build_model(const ModelSpec *s) {
     n_kv++;
     U32("tokenizer.ggml.bos_token_id", 1);
     U32("tokenizer.ggml.eos_token_id", 2);
+    if (s->alignment) {
+        kv_u32(&kvs, "general.alignment", s->alignment);
+        char text[8] = "xxxxxxx";
+        text[pad] = 0;
+        kv_str(&kvs, "test.pad", text);
+        n_kv += 2;
+    }
 #undef U32
 #undef KEY_OK
 
@@ -516,18 +624,41 @@ static Buf build_model(const ModelSpec *s) {
         put_str(&b, ts[i].name); put_u32(&b, ts[i].n_dims);
         for (uint32_t d = 0; d < ts[i].n_dims; d++) put_u64(&b, ts[i].ne[d]);
         put_u32(&b, ts[i].type); put_u64(&b, offset);
-        offset += (bytes[i] + 31) / 32 * 32;
+        offset += (bytes[i] + A - 1) / A * A;
     }
-    pad_to(&b, 32);
+    pad_to(&b, A);
+    *data_at = b.n;
     for (int i = 0; i < n_t; i++) {
         int norm = strstr(ts[i].name, "norm") != NULL;
+        size_t start = b.n;
         for (uint64_t j = 0; j < bytes[i] / 4; j++) {
             if (ts[i].type == GGML_F32) put_f32(&b, norm ? 1.0f : model_rnd() * 0.3f);
             else put_u32(&b, 0x3c003c00u); /* F16 (or any block): small, valid numbers */
         }
         for (uint64_t j = bytes[i] / 4 * 4; j < bytes[i]; j++) put_u8(&b, 0);
-        pad_to(&b, 32);
+        if (s->poison && !strcmp(ts[i].name, s->poison)) {
+            size_t row_bytes = (size_t)(bytes[i] / ts[i].ne[1]), at = start + (size_t)s->poison_row * row_bytes;
+            float f = s->poison_inf ? INFINITY : NAN;
+            uint16_t h = s->poison_inf ? 0x7c00 : 0x7e00;
+            if (ts[i].type == GGML_F32) memcpy(b.p + at + 3 * 4, &f, 4);
+            else if (ts[i].type == GGML_F16) memcpy(b.p + at + 3 * 2, &h, 2);
+            else if (ts[i].type == GGML_Q8_0) memcpy(b.p + at + 34, &h, 2);
+            else abort();
+        }
+        pad_to(&b, A);
     }
+    return b;
+}
+
+static Buf build_model(const ModelSpec *s) {
+    size_t data_at;
+    Buf b = build_model_padded(s, 0, &data_at);
+    if (!s->alignment) return b;
+    /* a second time with the padding that puts the data section 1 (alignment 1) or 2 bytes past a multiple of 4 */
+    free(b.p);
+    size_t pad = (s->alignment + 4 - data_at % 4) % 4;
+    b = build_model_padded(s, pad, &data_at);
+    if (data_at % 4 != s->alignment) abort();
     return b;
 }
 
@@ -558,8 +689,17 @@ static const ModelCase model_cases[] = {
     {"model-missing-norm", "missing output_norm.weight", "tensor output_norm.weight is missing", {.skip_tensor = "output_norm.weight"}},
     {"model-wrong-shape", "attn_q of shape [64, 32]", "tensor blk.0.attn_q.weight has shape [64, 32], expected [64, 64]", {.reshape = "blk.0.attn_q.weight", .reshape_ne0 = 64, .reshape_ne1 = 32}},
     {"model-norm-2d", "a norm with two dimensions", "tensor blk.1.ffn_norm.weight has shape [64, 2], expected [64]", {.reshape = "blk.1.ffn_norm.weight", .reshape_ne0 = 64, .reshape_ne1 = 2}},
-    {"model-unsupported-type", "attn_k of type q4_1", "tensor blk.0.attn_k.weight has type q4_1, which chapter 5 does not run", {.retype = "blk.0.attn_k.weight", .new_type = GGML_Q4_1}},
-    {"model-unsupported-q8_1", "ffn_gate of type q8_1", "tensor blk.1.ffn_gate.weight has type q8_1", {.retype = "blk.1.ffn_gate.weight", .new_type = GGML_Q8_1}},
+    {"model-unsupported-type", "attn_k of type q4_1", "tensor blk.0.attn_k.weight: type q4_1 is not supported by chapter 5", {.retype = "blk.0.attn_k.weight", .new_type = GGML_Q4_1}},
+    {"model-unsupported-q8_1", "ffn_gate of type q8_1", "tensor blk.1.ffn_gate.weight: type q8_1 is not supported by chapter 5", {.retype = "blk.1.ffn_gate.weight", .new_type = GGML_Q8_1}},
+    {"model-unsupported-iq4_nl", "attn_k of type iq4_nl (named, not an unknown id)", "tensor blk.0.attn_k.weight: type iq4_nl is not supported by chapter 5", {.retype = "blk.0.attn_k.weight", .new_type = GGML_IQ4_NL}},
+    {"model-norm-64x1", "a norm shaped [64, 1] (a trailing 1)", NULL, {.reshape = "blk.0.attn_norm.weight", .reshape_ne0 = 64, .reshape_ne1 = 1}},
+    {"model-norm-4d", "a norm shaped [64, 1, 1, 1]", NULL, {.pad_dims = "blk.1.ffn_norm.weight", .pad_n_dims = 4}},
+    {"model-matrix-3d", "attn_q shaped [64, 64, 1]", NULL, {.pad_dims = "blk.0.attn_q.weight", .pad_n_dims = 3}},
+    {"model-align1", "general.alignment 1, every tensor misaligned", NULL, {.alignment = 1}},
+    {"model-align1-f16", "general.alignment 1, attn_v f16, misaligned", NULL, {.alignment = 1, .retype = "blk.0.attn_v.weight", .new_type = GGML_F16}},
+    {"model-f16-v", "attn_v f16 (model-align1-f16 aligned)", NULL, {.retype = "blk.0.attn_v.weight", .new_type = GGML_F16}},
+    {"model-align2-q8_0", "general.alignment 2, attn_k q8_0, floats misaligned", NULL, {.alignment = 2, .retype = "blk.0.attn_k.weight", .new_type = GGML_Q8_0}},
+    {"model-q8_0-k", "attn_k q8_0 (model-align2-q8_0 aligned)", NULL, {.retype = "blk.0.attn_k.weight", .new_type = GGML_Q8_0}},
     {"model-f16-norm", "an f16 norm", "norm weights must be f32", {.retype = "blk.0.attn_norm.weight", .new_type = GGML_F16}},
     {"model-tokens-count", "301 tokens for 300 embedding rows", "tokenizer.ggml.tokens has 301 entries, but token_embd.weight has 300 rows", {.n_tokens = 301}},
     {"model-scores-u8", "tokenizer.ggml.scores as an array of u8", "tokenizer.ggml.scores has type array of u8, expected array of f32", {.scores_u8 = 1}},
@@ -569,16 +709,28 @@ static const ModelCase model_cases[] = {
 };
 enum { N_MODEL_CASES = sizeof model_cases / sizeof model_cases[0] };
 
+/* Valid files with a NaN or an infinite weight: --check-tensors must name it (tests/t_gguf_faults.sh) */
+static const ModelCase fault_cases[] = {
+    {"fault-nan-f32", "a NaN in an f32 matrix", "--check-tensors: tensor blk.1.ffn_down.weight, row 5: NaN", {.poison = "blk.1.ffn_down.weight", .poison_row = 5}},
+    {"fault-inf-norm", "an infinite norm weight", "--check-tensors: tensor blk.0.ffn_norm.weight, row 0: infinite", {.poison = "blk.0.ffn_norm.weight", .poison_inf = 1}},
+    {"fault-inf-f16", "an infinite f16 weight", "--check-tensors: tensor blk.0.attn_v.weight, row 3: infinite", {.retype = "blk.0.attn_v.weight", .new_type = GGML_F16, .poison = "blk.0.attn_v.weight", .poison_row = 3, .poison_inf = 1}},
+    {"fault-nan-q8_0", "a q8_0 block with a NaN scale", "--check-tensors: tensor blk.1.attn_q.weight, row 2: NaN", {.retype = "blk.1.attn_q.weight", .new_type = GGML_Q8_0, .poison = "blk.1.attn_q.weight", .poison_row = 2}},
+    {"fault-nan-embd", "a NaN in the token embedding", "--check-tensors: tensor token_embd.weight, row 42: NaN", {.poison = "token_embd.weight", .poison_row = 42}},
+    {"fault-nan-misaligned", "a NaN in a misaligned tensor (general.alignment 1)", "--check-tensors: tensor blk.0.attn_k.weight, row 1: NaN", {.alignment = 1, .poison = "blk.0.attn_k.weight", .poison_row = 1}},
+};
+enum { N_FAULT_CASES = sizeof fault_cases / sizeof fault_cases[0] };
+
 /** Every model-level file must be valid GGUF: the error has to come from the loader. */
 static void check_model_files(void) {
     char name[200], err[300];
     int all = 1;
-    for (int i = 0; i < N_MODEL_CASES; i++) {
-        Buf b = build_model(&model_cases[i].spec);
+    for (int i = 0; i < N_MODEL_CASES + N_FAULT_CASES; i++) {
+        const ModelCase *mc = i < N_MODEL_CASES ? &model_cases[i] : &fault_cases[i - N_MODEL_CASES];
+        Buf b = build_model(&mc->spec);
         GgufFile g;
         if (gguf_parse(&g, b.p, b.n, err, sizeof err) != 0) {
             all = 0;
-            snprintf(name, sizeof name, "model file %s", model_cases[i].slug);
+            snprintf(name, sizeof name, "model file %s", mc->slug);
             CHECK(name, 0, "does not parse: %s", err);
         }
         gguf_free(&g);
@@ -623,18 +775,17 @@ static const SharedGguf shared_files[] = {
     {"models/holdout/gguf/babyllama-f32.gguf", 48, "f32:48"},
     {"models/holdout/gguf/babyllama-q8_0.gguf", 48, "f32:11 q8_0:37"},
     {"models/holdout/gguf/babyllama-q4_0.gguf", 48, "f32:11 q4_0:36 q8_0:1"},
+    {"models/gguf/families/smollm-syn-iq4_xs.gguf", 38, "f32:9 q6_K:1 iq4_xs:28"}, /* a type no chapter runs */
 };
 
 /** "f32:11 q8_0:37": the tensor count of each type, in type-id order. */
 static void type_counts(const GgufFile *g, char *out, size_t cap) {
-    static const uint32_t ids[] = {GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0, GGML_Q5_1, GGML_Q8_0,
-                                   GGML_Q8_1, GGML_Q2_K, GGML_Q3_K, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_Q8_K, GGML_BF16};
     size_t o = 0;
     out[0] = 0;
-    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    for (uint32_t id = 0; id < 64; id++) {
         int n = 0;
-        for (uint64_t t = 0; t < g->n_tensors; t++) n += g->tensors[t].type == ids[i];
-        if (n) o += (size_t)snprintf(out + o, cap - o, "%s%s:%d", o ? " " : "", gguf_tensor_type_name(ids[i]), n);
+        for (uint64_t t = 0; t < g->n_tensors; t++) n += g->tensors[t].type == id;
+        if (n) o += (size_t)snprintf(out + o, cap - o, "%s%s:%d", o ? " " : "", gguf_tensor_type_name(id), n);
     }
 }
 
@@ -728,6 +879,18 @@ static int write_cases(const char *dir) {
         free(m.p);
     }
     fclose(list);
+    /* the same for the NaN and infinity cases (the message --check-tensors must give) */
+    char *ftsv = path_join(dir, "faults.tsv");
+    list = fopen(ftsv, "w");
+    if (!list) fatal("%s: cannot write", ftsv);
+    for (int i = 0; i < N_FAULT_CASES; i++) {
+        Buf m = build_model(&fault_cases[i].spec);
+        write_file(dir, fault_cases[i].slug, &m);
+        fprintf(list, "%s\t%s\t%s\n", fault_cases[i].slug, fault_cases[i].what, fault_cases[i].expect);
+        free(m.p);
+    }
+    fclose(list);
+    free(ftsv);
     free(mtsv);
     free(tsv);
     return 0;
@@ -738,6 +901,7 @@ int main(int argc, char **argv) {
     const char *shared = argc > 1 ? argv[1] : "../shared";
     check_cases();
     check_valid();
+    check_sparse();
     check_model_files();
     check_shared(shared);
     return UNIT_EXIT();
