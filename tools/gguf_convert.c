@@ -25,12 +25,10 @@
  * The output appears atomically: it is written to a temporary file beside
  * the target and renamed at the end, so an error leaves nothing behind.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fp16.h"
 #include "gguf.h"
@@ -102,18 +100,12 @@ static Pieces read_tokenizer(const char *path, int n) {
 /* ======================================================================== */
 
 typedef struct {
-    FILE *f;
-    const char *tmp; /* removed on error */
+    OutputFile file; /* util.h: complete under its name, or nothing there */
     uint64_t pos;
 } Out;
 
 static void out_write(Out *o, const void *p, size_t n) {
-    if (n && fwrite(p, 1, n, o->f) != n) {
-        int e = errno;
-        fclose(o->f);
-        unlink(o->tmp);
-        fatal("%s: cannot write: %s", o->tmp, strerror(e));
-    }
+    output_write(&o->file, p, n);
     o->pos += n;
 }
 static void out_u32(Out *o, uint32_t v) {
@@ -278,10 +270,7 @@ int main(int argc, char **argv) {
         offset += (GGUF_DEFAULT_ALIGNMENT - offset % GGUF_DEFAULT_ALIGNMENT) % GGUF_DEFAULT_ALIGNMENT;
     }
 
-    char *tmp = xmalloc(strlen(out_path) + 32);
-    sprintf(tmp, "%s.tmp%ld", out_path, (long)getpid());
-    Out o = {fopen(tmp, "wb"), tmp, 0};
-    if (!o.f) fatal("%s: cannot create: %s", tmp, strerror(errno));
+    Out o = {output_create(out_path), 0};
     out_write(&o, "GGUF", 4);
     out_u32(&o, 3);
     out_u64(&o, (uint64_t)n_t);
@@ -338,15 +327,7 @@ int main(int argc, char **argv) {
         write_data(&o, &ts[i]);
         out_pad(&o);
     }
-    if (fclose(o.f) != 0) {
-        unlink(tmp);
-        fatal("%s: cannot write: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, out_path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        fatal("%s: cannot rename to %s: %s", tmp, out_path, strerror(e));
-    }
+    output_commit(&o.file);
     int counts[16] = {0};
     for (int i = 0; i < n_t; i++) counts[ts[i].type]++;
     fprintf(stderr, "%s: %d tensors (", out_path, n_t);
@@ -356,7 +337,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < v.n; i++) free(v.texts[i]);
     free(v.texts); free(v.lens); free(v.scores); free(v.types);
     free(ts);
-    free(tmp);
     llama2c_close(&ckpt);
     return 0;
 }
