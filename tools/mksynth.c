@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -169,44 +168,20 @@ static void fill_normal(Rng *r, float *out, long n, double std) {
 /** @name Output files */
 /** @{ */
 
-/**
- * A file written to a temporary name beside its target and renamed at the
- * end, so an interrupted or failed run never leaves a truncated model behind.
- */
+/** A file written by util.h's rule (complete under its name, or nothing there), and its size. */
 typedef struct {
-    FILE *fp;
-    const char *path;
-    char *tmp;
+    OutputFile file;
     uint64_t bytes;
 } OutFile;
 
-static OutFile out_open(const char *path) {
-    OutFile o = {NULL, path, NULL, 0};
-    size_t len = strlen(path) + 32;
-    o.tmp = xmalloc(len);
-    snprintf(o.tmp, len, "%s.tmp%ld", path, (long)getpid());
-    o.fp = fopen(o.tmp, "wb");
-    if (!o.fp) fatal("%s: cannot create", path);
-    return o;
-}
+static OutFile out_open(const char *path) { return (OutFile){output_create(path), 0}; }
 
 static void out_write(OutFile *o, const void *data, size_t size) {
-    if (size && fwrite(data, 1, size, o->fp) != size) {
-        fclose(o->fp);
-        remove(o->tmp);
-        fatal("%s: write failed (disk full?)", o->path);
-    }
+    output_write(&o->file, data, size);
     o->bytes += size;
 }
 
-static void out_close(OutFile *o) {
-    int failed = fclose(o->fp) != 0;
-    if (failed || rename(o->tmp, o->path) != 0) {
-        remove(o->tmp);
-        fatal("%s: cannot write", o->path);
-    }
-    free(o->tmp);
-}
+static void out_close(OutFile *o) { output_commit(&o->file); }
 
 static void out_i32(OutFile *o, long v) {
     int32_t x = (int32_t)v;
