@@ -161,7 +161,7 @@ FUZZ_TIME ?= 60
 FUZZ_TARGET ?= gguf
 FUZZ_CHAPTER ?= 05
 FUZZ_DIR := $(BUILD)/fuzz
-FUZZ_CC := clang -std=c11 -g -O1 -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CC := clang -std=c11 -g -O1 $(WARN) -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # tests/fuzz_model.c records what an input allocates and maps, to release it after fatal()'s longjmp
 FUZZ_WRAP := $(foreach f,malloc calloc realloc aligned_alloc free mmap munmap,-Wl,--wrap=$(f))
 FUZZ_MODEL_SRCS := $(wildcard chapters/$(FUZZ_CHAPTER)_*.c) src/gguf.c src/util.c src/tokenizer.c src/threadpool.c

@@ -113,6 +113,22 @@ static int8_t to_int8(float r) {
 }
 
 /**
+ * Not part of llama.cpp's bytes: a block holding a NaN gets a NaN scale (the
+ * maximum above skips a NaN, and to_int8() makes it 0), so that a NaN weight
+ * or activation reaches the logits, where the driver stops with a clear line,
+ * instead of quietly becoming a 0. (An infinity needs nothing: its block's
+ * scale is infinite, and infinity × 0 is NaN.) Finite blocks are untouched.
+ */
+static void nan_blocks_get_nan_scales(BlockQ8 *out, const float *x, int n) {
+    for (int b = 0; b < n / QK; b++)
+        for (int j = 0; j < QK; j++)
+            if (isnan(x[(size_t)b * QK + j])) {
+                out[b].d = 0x7e00; /* an fp16 NaN */
+                break;
+            }
+}
+
+/**
  * Quantize n values (n a multiple of 32) into n / 32 blocks, exactly as
  * llama.cpp's reference quantizer (docs/formats.md, section Q8_0):
  * d = max|x| / 127, id = 1/d (0 for a block of zeros), q = roundf(x * id),
@@ -149,6 +165,7 @@ static void quantize_q8(BlockQ8 *out, const float *x, int n) {
         for (int j = 0; j < QK; j++) out[b].qs[j] = to_int8(roundf(v[j] * id)); /* half away from zero */
     }
     /* EXERCISE 3.1 END */
+    nan_blocks_get_nan_scales(out, x, n);
 }
 
 /** The n values that n / 32 blocks stand for: d * q, exact in fp32. */

@@ -27,6 +27,13 @@
  * sensitive matrix (the classifier, some attn_v and ffn_down) gets more
  * bits. The reader trusts none of it: every count, length, shape and offset
  * is checked against the file before use (tests/unit_gguf.c, and a fuzzer).
+ * What is valid GGUF but odd is taken as ggml takes it: a norm of shape
+ * [64, 1] is the vector [64], and a tensor that a general.alignment of 1 or
+ * 2 leaves at an address its type cannot be read from is copied to aligned
+ * memory at load (load_matrix()). Its values are not checked unless asked:
+ * with --check-tensors the loader decodes every weight once (a read of the
+ * whole file) and names the first NaN or infinity by tensor and row; without
+ * it, such a weight turns the logits into NaN, which the driver reports.
  *
  * @section ch05_blocks Why 4 bits per weight still work
  * A weight matrix row is cut into blocks of 32 consecutive weights that

@@ -343,21 +343,19 @@ void gguf_free(GgufFile *g) {
 }
 
 /**
- * Make room for entry @p i of an array of @p count entries of @p size bytes
- * whose first @p i are filled: double it when full (never past @p count),
- * so its size follows the entries read, not the count. 0, or -1 when out of
- * memory (*array is then still the caller's to free).
+ * Make room for entry @p i of @p array, which has room for @p *cap entries
+ * of @p size bytes and will hold @p count: when it is full, double it (never
+ * past @p count), so that its size follows the entries read, not the count.
+ * Returns the array, moved or not, or NULL when out of memory (then freed).
  */
-static int grow(void **array, uint64_t *cap, uint64_t i, uint64_t count, size_t size) {
-    if (i < *cap) return 0;
+static void *grow(void *array, uint64_t *cap, uint64_t i, uint64_t count, size_t size) {
+    if (i < *cap) return array;
     uint64_t n = *cap ? *cap * 2 : 16;
     if (n > count) n = count;
-    if (n > SIZE_MAX / size) return -1;
-    void *p = realloc(*array, (size_t)n * size);
-    if (!p) return -1;
-    *array = p;
-    *cap = n;
-    return 0;
+    void *p = n <= SIZE_MAX / size ? realloc(array, (size_t)n * size) : NULL;
+    if (!p) free(array);
+    *cap = p ? n : 0;
+    return p;
 }
 
 static int parse(GgufFile *g, Reader *r) {
@@ -401,7 +399,7 @@ static int parse(GgufFile *g, Reader *r) {
     int rc = -1;
 
     for (uint64_t i = 0; i < g->n_kv; i++) {
-        if (grow((void **)&g->kv, &cap, i, g->n_kv, sizeof(GgufKV))) goto out_of_memory;
+        if (!(g->kv = grow(g->kv, &cap, i, g->n_kv, sizeof(GgufKV)))) goto out_of_memory;
         if (read_kv(r, &g->kv[i], i)) goto done;
     }
     /* The directory follows the metadata: now the tensor count can be held
@@ -442,7 +440,7 @@ static int parse(GgufFile *g, Reader *r) {
 
     cap = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
-        if (grow((void **)&g->tensors, &cap, i, g->n_tensors, sizeof(GgufTensor))) goto out_of_memory;
+        if (!(g->tensors = grow(g->tensors, &cap, i, g->n_tensors, sizeof(GgufTensor)))) goto out_of_memory;
         if (read_tensor_info(r, &g->tensors[i], i, g->alignment)) goto done;
     }
     g->tensor_order = malloc(sizeof(size_t) * (g->n_tensors ? g->n_tensors : 1));

@@ -242,11 +242,10 @@ static const float *forward(Model *m, const int *ids, int n, const char *model_p
 }
 
 static int *encode_prompt(const Vocab *v, const char *prompt, int seq_len, int *n_out) {
-    size_t cap = strlen(prompt) + 3; /* BOS, dummy prefix, and at most one id per byte */
-    int *ids = xmalloc(sizeof(int) * cap);
     char err[200];
-    int n = vocab_encode(v, prompt, 1, ids, (int)cap, err, sizeof err);
-    if (n < 0) fatal("-p: %s", err);
+    int n;
+    int *ids = vocab_encode(v, prompt, 1, &n, err, sizeof err);
+    if (!ids) fatal("-p: %s", err);
     if (n > seq_len) fatal("-p: prompt is %d tokens, longer than the context (%d)", n, seq_len);
     *n_out = n;
     return ids;
@@ -411,11 +410,14 @@ static int perplexity(const Options *o, Model *m, const Vocab *v) {
         fatal("%s: --perplexity needs a context of at least 2 positions; the model has %d", o->model_path,
               cfg->seq_len);
     char *text = read_text_file(o->perplexity_path, 1 << 26);
-    size_t cap = strlen(text) + 3;
-    int *ids = xmalloc(checked_mul(cap, sizeof(int), "--perplexity"));
     char err[200];
-    int n = vocab_encode(v, text, 1, ids, (int)cap, err, sizeof err);
-    if (n < 0) fatal("%s: %s", o->perplexity_path, err);
+    int n;
+    double t_tokenize = now_seconds();
+    int *ids = vocab_encode(v, text, 1, &n, err, sizeof err);
+    if (!ids) fatal("%s: %s", o->perplexity_path, err);
+    size_t text_bytes = strlen(text);
+    if (text_bytes >= 1 << 20) /* a big text takes a while: say what it became (stderr, as [stats]) */
+        fprintf(stderr, "[tokenize] %zu bytes -> %d tokens in %.1f s\n", text_bytes, n, now_seconds() - t_tokenize);
     if (n < 2) fatal("%s: too short to score", o->perplexity_path);
     double nll = 0;
     long scored = 0;

@@ -109,6 +109,22 @@ static inline int8_t to_int8(float r) {
 }
 
 /**
+ * Not part of llama.cpp's bytes: a block holding a NaN gets a NaN scale (the
+ * maximum above skips a NaN, and to_int8() makes it 0), so that a NaN weight
+ * or activation reaches the logits, where the driver stops with a clear line,
+ * instead of quietly becoming a 0. (An infinity needs nothing: its block's
+ * scale is infinite, and infinity × 0 is NaN.) Finite blocks are untouched.
+ */
+static inline void nan_blocks_get_nan_scales(BlockQ8 *out, const float *x, int n) {
+    for (int b = 0; b < n / QK; b++)
+        for (int j = 0; j < QK; j++)
+            if (isnan(x[(size_t)b * QK + j])) {
+                out[b].d = 0x7e00; /* an fp16 NaN */
+                break;
+            }
+}
+
+/**
  * Quantize n values (n a multiple of 32) into n / 32 blocks, exactly as
  * llama.cpp's reference quantizer (docs/formats.md, section Q8_0):
  * d = max|x| / 127, id = 1/d (0 for a block of zeros), q = roundf(x * id),
@@ -145,6 +161,7 @@ static inline void quantize_q8(BlockQ8 *out, const float *x, int n) {
         for (int j = 0; j < QK; j++) out[b].qs[j] = to_int8(roundf(v[j] * id)); /* half away from zero */
     }
     /* EXERCISE 3.1 END */
+    nan_blocks_get_nan_scales(out, x, n);
 }
 
 /** The n values that n / 32 blocks stand for: d * q, exact in fp32. */
@@ -527,14 +544,15 @@ static inline void simd_quantize_q8(BlockQ8 *out, const float *x, int n) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < n / QK; b++) {
         const float *v = x + (size_t)b * QK;
-        __m256 xs[4], amax = _mm256_setzero_ps();
+        __m256 xs[4], amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
         for (int j = 0; j < 4; j++) {
             xs[j] = _mm256_loadu_ps(v + 8 * j);
             amax = _mm256_max_ps(_mm256_and_ps(xs[j], abs_mask), amax); /* skips a NaN lane, as quantize_q8 */
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(xs[j], xs[j], _CMP_UNORD_Q));
         }
         float d = max_lane_256(amax) / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = fp16_from_float(d);
+        out[b].d = _mm256_movemask_ps(nan) ? 0x7e00 : fp16_from_float(d); /* NaN scale: nan_blocks_get_nan_scales */
         __m256i q[4];
         for (int j = 0; j < 4; j++) q[j] = round_to_int8_range(_mm256_mul_ps(xs[j], _mm256_set1_ps(id)));
         /* int32 -> int8 by two saturating packs; they interleave 128-bit halves, the permute restores the order */
@@ -549,13 +567,15 @@ static inline void simd_quantize_q8(BlockQ8 *out, const float *x, int n) {
     for (int b = 0; b < n / QK; b++) {
         const float *v = x + (size_t)b * QK;
         float32x4_t xs[8], amax = vdupq_n_f32(0.0f);
+        uint32x4_t numbers = vdupq_n_u32(0xffffffffu); /* all ones while no lane is NaN */
         for (int j = 0; j < 8; j++) {
             xs[j] = vld1q_f32(v + 4 * j);
             amax = vmaxnmq_f32(amax, vabsq_f32(xs[j])); /* maxNum skips a NaN lane */
+            numbers = vandq_u32(numbers, vceqq_f32(xs[j], xs[j]));
         }
         float d = vmaxnmvq_f32(amax) / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = fp16_from_float(d);
+        out[b].d = vminvq_u32(numbers) ? fp16_from_float(d) : 0x7e00; /* NaN scale: nan_blocks_get_nan_scales */
         for (int j = 0; j < 8; j += 2) { /* saturating narrowing: int32 -> int16 -> int8 */
             int32x4_t q0 = vcvtaq_s32_f32(vmulq_n_f32(xs[j], id)), q1 = vcvtaq_s32_f32(vmulq_n_f32(xs[j + 1], id));
             int8x8_t bytes = vqmovn_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)));

@@ -23,11 +23,39 @@
  * symbols keep their text order, so the best live entry is exactly the pair
  * the full scan would pick: the same ids in O(n log n).
  *
+ * @section tok_chunks A word at a time
+ * A merge joins two neighbours into a piece whose text is theirs end to end,
+ * so a merge across the boundary between symbols A and B makes a piece that
+ * holds A's last byte followed by B's first byte. If no piece of the
+ * vocabulary holds that pair of bytes, no merge ever crosses there: the
+ * symbols on either side merge exactly as they would alone (each side's best
+ * pair is the best of the whole text whenever it is picked). In SentencePiece
+ * vocabularies a piece holds a space only at its start, so a text falls apart
+ * into words. Merging each one alone gives the same ids, keeps the heap a few
+ * entries deep and in cache, and needs memory for one word instead of for
+ * every symbol and candidate pair of the text (over a gigabyte for 50 MB).
+ *
  * @section tok_special GGUF vocabularies
  * With parse_special (llama.cpp's default for GGUF files), text spelling a
  * control token such as "<s>" becomes that token, and each stretch of text
  * between them is encoded as above, with its own dummy prefix. Control tokens
- * are never the result of a merge.
+ * are never the result of a merge. The rule (llama.cpp's): the specials are
+ * taken longest first, then by id, and each claims every occurrence, from the
+ * left, that does not overlap one claimed before it.
+ *
+ * Searching the text once per special costs (specials) x (text): half a
+ * minute for a 120 KB prompt with 65,536 control tokens. Instead the specials form a byte
+ * trie with Aho-Corasick failure links (the longest proper suffix of a node's
+ * text that is also a node): one pass over the text finds every occurrence of
+ * every special, in steps linear in the text plus the occurrences, whatever
+ * the number or length of the specials. The occurrences are then claimed in
+ * the rule's order. Two facts keep that cheap. Occurrences that do not overlap
+ * each other, even through others, cannot affect each other, so they are
+ * claimed group by group as the pass goes (a group ends when the automaton's
+ * depth shows that no later occurrence can reach back into it). And as claims
+ * go longest first, a new occurrence overlaps an earlier claim exactly when
+ * its first or its last byte is claimed (a claim at least as long cannot hide
+ * strictly inside it), so the overlap test costs two lookups.
  */
 #include "tokenizer.h"
 
@@ -49,18 +77,37 @@
  * scoring at or below it is never merged into. Kept for identical results. */
 #define NEVER_MERGED_SCORE -1e10f
 
+/* A piece lies at most this many slots past its hash's slot (see build_hash). */
+#define MAX_PROBES 32
+
 /* GGUF token types (tokenizer.ggml.token_type). */
 enum { TYPE_UNKNOWN = 2, TYPE_CONTROL = 3, TYPE_USER_DEFINED = 4, TYPE_BYTE = 6 };
 
 /** The vocabulary plus what only this file needs. Vocab comes first, so a
  * Vocab * handed out by the constructors converts back to a VocabImpl *. */
 typedef struct {
+    int first_child;        /* children have consecutive ids, in byte order */
+    int fail;               /* the node of the longest proper suffix of this node's text */
+    int dict;               /* the nearest node along fail links that ends a special, or -1 */
+    int rank;               /* the special ending here (its index in specials), or -1 */
+    int depth;              /* bytes from the root */
+    unsigned short n_child;
+    unsigned char label;    /* the byte on the edge into this node */
+} TrieNode;
+
+typedef struct {
     Vocab pub;
     char *text;                /* every piece, NUL-terminated, back to back */
+    int *sorted;               /* (n_tokens) ids sorted by piece text, for binary search */
+    int *slots;                /* hash table of ids by piece text, -1 = empty; NULL: use sorted */
+    size_t slot_mask;          /* slots - 1, a power of two less one */
     unsigned char *is_special; /* (n_tokens) GGUF control/unknown/user-defined token; NULL for llama2.c */
     int *specials;             /* special ids with non-empty text, longest first (llama.cpp's order) */
     int n_specials;
     int max_piece_len;         /* longer concatenations need no lookup */
+    unsigned char joins[256][32]; /* bit b of row a: some piece holds byte a followed by byte b */
+    TrieNode *trie;            /* the specials' automaton; node 0 is the root */
+    int root_child[256];       /* the root's child for each byte, or -1 */
 } VocabImpl;
 
 static const VocabImpl *impl_of(const Vocab *v) { return (const VocabImpl *)v; }
@@ -91,7 +138,7 @@ static VocabImpl *vocab_alloc(int n_tokens, size_t text_bytes) {
     v->pieces = xmalloc(checked_mul(n, sizeof *v->pieces, "vocabulary"));
     v->piece_lens = xmalloc(checked_mul(n, sizeof *v->piece_lens, "vocabulary"));
     v->scores = xmalloc(checked_mul(n, sizeof *v->scores, "vocabulary"));
-    v->sorted = xmalloc(checked_mul(n, sizeof *v->sorted, "vocabulary"));
+    vi->sorted = xmalloc(checked_mul(n, sizeof *vi->sorted, "vocabulary"));
     vi->text = xmalloc(text_bytes);
     return vi;
 }
@@ -154,22 +201,148 @@ static void sort_ids(const Vocab *v, const int *ids, int n, int (*order)(const v
     free(keys);
 }
 
+/** FNV-1a over the bytes, then a final mix so that the low bits (the slot) depend on all of them. */
+static size_t hash_bytes(const char *s, size_t len) {
+    uint64_t h = 0xCBF29CE484222325u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001B3u;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93u;
+    h ^= h >> 32;
+    return (size_t)h;
+}
+
+/**
+ * The lookup table: every piece in the first free slot from its hash's, and
+ * a text that repeats keeps its lowest id. Slots outnumber pieces four to one,
+ * so a piece sits a slot or two from its hash's. A vocabulary whose texts were
+ * chosen to collide could make that hundreds of probes (and building the
+ * table quadratic): a piece farther than MAX_PROBES drops the table, and
+ * lookups fall back to binary search over the sorted ids. Lookups probe at
+ * most MAX_PROBES + 1 slots either way.
+ */
+static void build_hash(VocabImpl *vi) {
+    const Vocab *v = &vi->pub;
+    size_t n_slots = 64;
+    while (n_slots / 4 < (size_t)v->n_tokens) n_slots *= 2;
+    vi->slots = xmalloc(checked_mul(n_slots, sizeof *vi->slots, "vocabulary"));
+    vi->slot_mask = n_slots - 1;
+    for (size_t i = 0; i < n_slots; i++) vi->slots[i] = -1;
+    for (int id = 0; id < v->n_tokens; id++) {
+        size_t slot = hash_bytes(v->pieces[id], (size_t)v->piece_lens[id]) & vi->slot_mask;
+        for (int probe = 0;; probe++, slot = (slot + 1) & vi->slot_mask) {
+            int other = vi->slots[slot];
+            if (other < 0) {
+                vi->slots[slot] = id;
+                break;
+            }
+            if (compare_bytes(v->pieces[other], v->piece_lens[other], v->pieces[id], v->piece_lens[id]) == 0) break;
+            if (probe == MAX_PROBES) {
+                free(vi->slots);
+                vi->slots = NULL;
+                return;
+            }
+        }
+    }
+}
+
+/** The child of trie node @p node on byte @p c, or -1 (children are sorted by byte). */
+static int trie_child(const VocabImpl *vi, int node, unsigned char c) {
+    if (node == 0) return vi->root_child[c];
+    const TrieNode *t = vi->trie;
+    int lo = t[node].first_child, hi = lo + t[node].n_child;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t[mid].label < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < t[node].first_child + t[node].n_child && t[lo].label == c ? lo : -1;
+}
+
+/**
+ * The specials' automaton, built breadth first from their texts sorted by
+ * bytes: the texts below a node form one run of that order, and its children
+ * split the run by the next byte. So every node's children get consecutive
+ * ids, and every node comes after the shorter nodes its failure link can
+ * point to, which are therefore complete when it needs them.
+ */
+static void build_trie(VocabImpl *vi, const char *origin) {
+    const Vocab *v = &vi->pub;
+    int n = vi->n_specials;
+    /* key id = rank, the special's place in the claiming order */
+    PieceKey *keys = xmalloc(checked_mul((size_t)n, sizeof *keys, "special tokens"));
+    for (int r = 0; r < n; r++) keys[r] = (PieceKey){v->pieces[vi->specials[r]], v->piece_lens[vi->specials[r]], r};
+    qsort(keys, (size_t)n, sizeof *keys, by_text_then_id);
+    /* A repeated text keeps its best rank: the later copies would find
+     * every occurrence claimed or overlapped already. */
+    int n_keys = 0;
+    size_t max_nodes = 1;
+    for (int i = 0; i < n; i++) {
+        if (n_keys > 0 && compare_bytes(keys[n_keys - 1].text, keys[n_keys - 1].len, keys[i].text, keys[i].len) == 0)
+            continue;
+        keys[n_keys++] = keys[i];
+        max_nodes += (size_t)keys[i].len;
+    }
+    if (max_nodes > INT_MAX) fatal("%s: the special tokens hold too much text (%zu bytes)", origin, max_nodes - 1);
+    vi->trie = xmalloc(checked_mul(max_nodes, sizeof *vi->trie, "special tokens"));
+    int *run = xmalloc(checked_mul(max_nodes, 2 * sizeof *run, "special tokens")); /* [lo, hi) of keys per node */
+    TrieNode *t = vi->trie;
+    t[0] = (TrieNode){0, 0, -1, -1, 0, 0, 0};
+    run[0] = 0, run[1] = n_keys;
+    int n_nodes = 1;
+    for (int b = 0; b < 256; b++) vi->root_child[b] = -1;
+    for (int node = 0; node < n_nodes; node++) {
+        int lo = run[2 * node], hi = run[2 * node + 1], depth = t[node].depth;
+        if (lo < hi && keys[lo].len == depth) lo++; /* the text ending here sorts first */
+        t[node].first_child = n_nodes;
+        while (lo < hi) {
+            unsigned char c = (unsigned char)keys[lo].text[depth];
+            int end = lo + 1;
+            while (end < hi && (unsigned char)keys[end].text[depth] == c) end++;
+            int fail = 0;
+            for (int f = t[node].fail; node != 0; f = t[f].fail) { /* the longest suffix that goes on with c */
+                int next = trie_child(vi, f, c);
+                if (next >= 0) {
+                    fail = next;
+                    break;
+                }
+                if (f == 0) break;
+            }
+            int child = n_nodes++;
+            t[child] = (TrieNode){0, fail, t[fail].rank >= 0 ? fail : t[fail].dict,
+                                  keys[lo].len == depth + 1 ? keys[lo].id : -1, depth + 1, 0, c};
+            run[2 * child] = lo, run[2 * child + 1] = end;
+            if (node == 0) vi->root_child[c] = child;
+            lo = end;
+        }
+        t[node].n_child = (unsigned short)(n_nodes - t[node].first_child);
+    }
+    TrieNode *fitted = realloc(t, (size_t)n_nodes * sizeof *t); /* shared prefixes left nodes unused */
+    if (fitted) vi->trie = fitted;
+    free(run);
+    free(keys);
+}
+
 /** The indexes every constructor needs once the pieces are in place. */
-static void vocab_finish(VocabImpl *vi) {
+static void vocab_finish(VocabImpl *vi, const char *origin) {
     Vocab *v = &vi->pub;
-    sort_ids(v, NULL, v->n_tokens, by_text_then_id, v->sorted);
+    sort_ids(v, NULL, v->n_tokens, by_text_then_id, vi->sorted);
+    build_hash(vi);
     for (int b = 0; b < 256; b++) v->byte_token[b] = -1;
     for (int id = 0; id < v->n_tokens; id++) {
-        int b = byte_of_piece(v->pieces[id], v->piece_lens[id]);
+        const unsigned char *p = (const unsigned char *)v->pieces[id];
+        int len = v->piece_lens[id];
+        int b = byte_of_piece(v->pieces[id], len);
         if (b >= 0 && v->byte_token[b] < 0) v->byte_token[b] = id;
-        if (v->piece_lens[id] > vi->max_piece_len) vi->max_piece_len = v->piece_lens[id];
-        if (vi->is_special && vi->is_special[id] && v->piece_lens[id] > 0) vi->n_specials++;
+        if (len > vi->max_piece_len) vi->max_piece_len = len;
+        if (vi->is_special && vi->is_special[id] && len > 0) vi->n_specials++;
+        for (int i = 0; i + 1 < len; i++) vi->joins[p[i]][p[i + 1] >> 3] |= (unsigned char)(1u << (p[i + 1] & 7));
     }
     if (vi->n_specials == 0) return;
     vi->specials = xmalloc((size_t)vi->n_specials * sizeof *vi->specials);
     for (int id = 0, k = 0; id < v->n_tokens; id++)
         if (vi->is_special[id] && v->piece_lens[id] > 0) vi->specials[k++] = id;
     sort_ids(v, vi->specials, vi->n_specials, by_length_desc_then_id, vi->specials);
+    build_trie(vi, origin);
 }
 
 static int32_t read_i32(const uint8_t *p) {
@@ -218,7 +391,7 @@ Vocab *vocab_load_llama2c(const char *path, int n_tokens) {
     vi->pub.bos_id = 1;
     vi->pub.eos_id = 2;
     vi->pub.parse_special = 0;
-    vocab_finish(vi);
+    vocab_finish(vi, path);
     return &vi->pub;
 }
 
@@ -272,7 +445,7 @@ Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *te
     vi->pub.eos_id = eos_id;
     vi->pub.unk_id = unk_id;
     vi->pub.parse_special = 1;
-    vocab_finish(vi);
+    vocab_finish(vi, origin);
     return &vi->pub;
 }
 
@@ -282,23 +455,35 @@ void vocab_free(Vocab *v) {
     free(v->pieces);
     free(v->piece_lens);
     free(v->scores);
-    free(v->sorted);
+    free(vi->sorted);
+    free(vi->slots);
     free(vi->text);
     free(vi->is_special);
     free(vi->specials);
+    free(vi->trie);
     free(vi);
 }
 
 int vocab_lookup(const Vocab *v, const char *s, size_t len) {
-    if (len > MAX_PIECE_BYTES) return -1;
+    const VocabImpl *vi = impl_of(v);
+    if (len > (size_t)vi->max_piece_len) return -1;
+    if (vi->slots) {
+        size_t slot = hash_bytes(s, len) & vi->slot_mask;
+        for (int probe = 0; probe <= MAX_PROBES; probe++, slot = (slot + 1) & vi->slot_mask) {
+            int id = vi->slots[slot];
+            if (id < 0) return -1;
+            if ((size_t)v->piece_lens[id] == len && memcmp(v->pieces[id], s, len) == 0) return id;
+        }
+        return -1;
+    }
     int lo = 0, hi = v->n_tokens; /* first sorted entry >= s lies in [lo, hi] */
     while (lo < hi) {
-        int mid = lo + (hi - lo) / 2, id = v->sorted[mid];
+        int mid = lo + (hi - lo) / 2, id = vi->sorted[mid];
         if (compare_bytes(v->pieces[id], v->piece_lens[id], s, (int)len) < 0) lo = mid + 1;
         else hi = mid;
     }
     if (lo == v->n_tokens) return -1;
-    int id = v->sorted[lo];
+    int id = vi->sorted[lo];
     return compare_bytes(v->pieces[id], v->piece_lens[id], s, (int)len) == 0 ? id : -1;
 }
 
@@ -312,13 +497,19 @@ static int lookup_mergeable(const VocabImpl *vi, const char *s, size_t len) {
 /* Encoding                                                                 */
 /* ======================================================================== */
 
-/** Where encoded ids go, and why encoding stopped if it did. */
+/** Where encoded ids go (an array that grows), and why encoding stopped if it did. */
 typedef struct {
     int *ids;
-    int n, cap;
+    int n;
+    size_t cap;
     char *err;
     size_t err_len;
 } IdSink;
+
+/* What the calling thread's last vocab_encode() did (vocab_last_encode_counts). */
+static _Thread_local EncodeCounts counts;
+
+EncodeCounts vocab_last_encode_counts(void) { return counts; }
 
 static LB_PRINTF(2, 3) void sink_error(IdSink *out, const char *fmt, ...) {
     if (!out->err || out->err_len == 0) return;
@@ -328,11 +519,23 @@ static LB_PRINTF(2, 3) void sink_error(IdSink *out, const char *fmt, ...) {
     va_end(ap);
 }
 
+/** @p p with room for @p need elements of @p size bytes (*@p cap of them now): doubles. */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, const char *what) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c = c > SIZE_MAX / 2 ? need : 2 * c;
+    p = realloc(p, checked_mul(c, size, what));
+    if (!p) fatal("out of memory (%s: %zu entries)", what, c);
+    *cap = c;
+    return p;
+}
+
 static int emit(IdSink *out, int id) {
-    if (out->n >= out->cap) {
-        sink_error(out, "the text needs more than %d tokens", out->cap);
+    if (out->n == INT_MAX) {
+        sink_error(out, "the text gives more than %d tokens", INT_MAX);
         return 0;
     }
+    out->ids = grow(out->ids, &out->cap, (size_t)out->n + 1, sizeof *out->ids, "token ids");
     out->ids[out->n++] = id;
     return 1;
 }
@@ -366,13 +569,16 @@ typedef struct {
     int left, right, left_id, right_id, merged;
 } Pair;
 
-/** The symbols of one stretch of text and the candidate merges between them. */
+/** The symbols of one chunk of text and the candidate merges between them;
+ * the buffers are kept from chunk to chunk. */
 typedef struct {
     const VocabImpl *vi;
     int *id, *prev, *next; /* per symbol; id -1 = merged away */
     int n_sym;
+    size_t sym_cap;
     Pair *heap;
-    int n_heap, heap_cap;
+    int n_heap;
+    size_t heap_cap;
     char *scratch; /* concatenation of two pieces, max_piece_len bytes */
 } Merger;
 
@@ -382,11 +588,7 @@ static int pair_before(const Pair *a, const Pair *b) {
 }
 
 static void heap_push(Merger *m, Pair p) {
-    if (m->n_heap == m->heap_cap) {
-        m->heap_cap = m->heap_cap ? 2 * m->heap_cap : 64;
-        m->heap = realloc(m->heap, checked_mul((size_t)m->heap_cap, sizeof *m->heap, "merge heap"));
-        if (!m->heap) fatal("out of memory (merge heap of %d pairs)", m->heap_cap);
-    }
+    m->heap = grow(m->heap, &m->heap_cap, (size_t)m->n_heap + 1, sizeof *m->heap, "merge heap");
     int i = m->n_heap++;
     while (i > 0 && pair_before(&p, &m->heap[(i - 1) / 2])) {
         m->heap[i] = m->heap[(i - 1) / 2];
@@ -446,112 +648,195 @@ static void merge_all(Merger *m) {
     }
 }
 
-static void add_symbol(Merger *m, int id) {
+/** Merge the symbols gathered so far and emit what they became. */
+static int flush_chunk(Merger *m, IdSink *out) {
+    if (m->n_sym == 0) return 1;
+    if ((size_t)m->n_sym > counts.largest_chunk) counts.largest_chunk = (size_t)m->n_sym;
+    merge_all(m);
+    int ok = 1;
+    for (int s = 0; ok && s >= 0; s = m->next[s]) ok = emit(out, m->id[s]); /* symbol 0 is never merged away */
+    m->n_sym = 0;
+    return ok;
+}
+
+/** Whether some piece holds the last byte of piece @p a followed by the first of piece @p b. */
+static int may_join(const VocabImpl *vi, int a, int b) {
+    const Vocab *v = &vi->pub;
+    unsigned char last = (unsigned char)v->pieces[a][v->piece_lens[a] - 1], first = (unsigned char)v->pieces[b][0];
+    return vi->joins[last][first >> 3] >> (first & 7) & 1;
+}
+
+/** Append symbol @p id; where no merge can reach across, merge the chunk before it first. */
+static int add_symbol(Merger *m, int id, IdSink *out) {
+    if (m->n_sym > 0 && !may_join(m->vi, m->id[m->n_sym - 1], id) && !flush_chunk(m, out)) return 0;
+    if ((size_t)m->n_sym == m->sym_cap) {
+        if (m->n_sym >= INT_MAX / 4) { /* ids and heap sizes are ints */
+            sink_error(out, "the text is too long (more than %d symbols to merge at once)", m->n_sym);
+            return 0;
+        }
+        size_t need = m->sym_cap + 1, cap_id = m->sym_cap, cap_prev = m->sym_cap, cap_next = m->sym_cap;
+        m->id = grow(m->id, &cap_id, need, sizeof *m->id, "text");
+        m->prev = grow(m->prev, &cap_prev, need, sizeof *m->prev, "text");
+        m->next = grow(m->next, &cap_next, need, sizeof *m->next, "text");
+        m->sym_cap = cap_id;
+    }
     int s = m->n_sym++;
     m->id[s] = id;
     m->prev[s] = s - 1;
     m->next[s] = -1;
     if (s > 0) m->next[s - 1] = s;
+    return 1;
 }
 
-/** Code points (or their byte tokens) as the initial symbols; 0 if one cannot be encoded. */
-static int split_into_symbols(Merger *m, const char *text, size_t len, IdSink *out) {
+/** Encode @p len bytes of plain text (dummy prefix included) onto @p out: code
+ * points (or their byte tokens) as the initial symbols, then the merges. */
+static int encode_plain(Merger *m, const char *text, size_t len, IdSink *out) {
+    if (len == 0) return 1;
     const Vocab *v = &m->vi->pub;
     int prefix = lookup_mergeable(m->vi, " ", 1); /* absent: skipped (llama2.c would emit id -1) */
-    if (prefix >= 0) add_symbol(m, prefix);
+    if (prefix >= 0 && !add_symbol(m, prefix, out)) return 0;
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len;) {
         int n = 1;
         while (i + (size_t)n < len && n < 4 && is_continuation(s[i + (size_t)n])) n++;
         int id = lookup_mergeable(m->vi, text + i, (size_t)n);
         if (id >= 0) {
-            add_symbol(m, id);
+            if (!add_symbol(m, id, out)) return 0;
         } else {
             for (int k = 0; k < n; k++) {
                 if (v->byte_token[s[i + (size_t)k]] < 0) {
                     report_unencodable(v, s + i, n, s[i + (size_t)k], out);
                     return 0;
                 }
-                add_symbol(m, v->byte_token[s[i + (size_t)k]]);
+                if (!add_symbol(m, v->byte_token[s[i + (size_t)k]], out)) return 0;
             }
         }
         i += (size_t)n;
     }
-    return 1;
+    return flush_chunk(m, out);
 }
 
-/** Encode @p len bytes of plain text (dummy prefix included) onto @p out. */
-static int encode_plain(const VocabImpl *vi, const char *text, size_t len, IdSink *out) {
-    if (len == 0) return 1;
-    size_t max_symbols = len + 1; /* the prefix, then at most one symbol per byte */
-    if (max_symbols > INT_MAX / 4) { /* ids and heap sizes are ints */
-        sink_error(out, "the text is too long (%zu bytes)", len);
-        return 0;
+/** An occurrence of a special token: where it starts, and the special's rank
+ * (its index in specials, so the claiming order). */
+typedef struct {
+    size_t start;
+    int rank;
+} Occurrence;
+
+static int by_rank_then_start(const void *pa, const void *pb) {
+    const Occurrence *a = pa, *b = pb;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    return (a->start > b->start) - (a->start < b->start);
+}
+
+static int by_start(const void *pa, const void *pb) {
+    const Occurrence *a = pa, *b = pb;
+    return (a->start > b->start) - (a->start < b->start);
+}
+
+/** Occurrences that overlap one another (directly or through others), and the
+ * text encoded so far. */
+typedef struct {
+    Occurrence *occ;
+    size_t n, cap;
+    size_t lo, end;         /* the group's bytes: [lo, end) */
+    unsigned char *claimed; /* (end - lo) one per byte of the group: inside a claimed occurrence */
+    size_t claimed_cap;
+    size_t done;            /* the text before this is encoded */
+} Group;
+
+/** Claim a group's occurrences in the rule's order, then encode the text up to
+ * its last claim: the plain stretches and the special tokens. */
+static int claim_group(const VocabImpl *vi, const char *text, Group *g, Merger *m, IdSink *out) {
+    const Vocab *v = &vi->pub;
+    qsort(g->occ, g->n, sizeof *g->occ, by_rank_then_start);
+    g->claimed = grow(g->claimed, &g->claimed_cap, g->end - g->lo, 1, "special tokens");
+    memset(g->claimed, 0, g->end - g->lo);
+    size_t kept = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t at = g->occ[i].start - g->lo, len = (size_t)v->piece_lens[vi->specials[g->occ[i].rank]];
+        /* Every claim so far is at least this long: if it overlaps this
+         * occurrence it covers the first or the last byte. */
+        if (g->claimed[at] || g->claimed[at + len - 1]) continue;
+        memset(g->claimed + at, 1, len);
+        g->occ[kept++] = g->occ[i];
     }
-    Merger m = {.vi = vi};
-    m.id = xmalloc(checked_mul(max_symbols, 3 * sizeof(int), "text"));
-    m.prev = m.id + max_symbols;
-    m.next = m.prev + max_symbols;
-    m.scratch = xmalloc((size_t)vi->max_piece_len + 1);
-    int ok = split_into_symbols(&m, text, len, out);
-    if (ok) merge_all(&m);
-    for (int s = 0; ok && s >= 0 && m.n_sym > 0; s = m.next[s]) ok = emit(out, m.id[s]);
-    free(m.id);
-    free(m.heap);
-    free(m.scratch);
+    qsort(g->occ, kept, sizeof *g->occ, by_start);
+    int ok = 1;
+    for (size_t i = 0; ok && i < kept; i++) {
+        int id = vi->specials[g->occ[i].rank];
+        ok = encode_plain(m, text + g->done, g->occ[i].start - g->done, out) && emit(out, id);
+        g->done = g->occ[i].start + (size_t)v->piece_lens[id];
+    }
+    g->n = 0;
     return ok;
-}
-
-/* Marks in encode_special's claim array: plain text, or inside a special token. */
-enum { PLAIN = -1, COVERED = -2 };
-
-/** Claim every leftmost non-overlapping occurrence of special @p id in still-plain text. */
-static void claim_occurrences(const Vocab *v, int id, const char *text, size_t len, int *claim) {
-    size_t plen = (size_t)v->piece_lens[id];
-    for (size_t i = 0; i + plen <= len; i++) {
-        if (claim[i] != PLAIN || memcmp(text + i, v->pieces[id], plen) != 0) continue;
-        size_t k = 1;
-        while (k < plen && claim[i + k] == PLAIN) k++;
-        if (k < plen) continue; /* overlaps a longer special found earlier */
-        claim[i] = id;
-        for (k = 1; k < plen; k++) claim[i + k] = COVERED;
-        i += plen - 1;
-    }
 }
 
 /** llama.cpp's way: special tokens first (longest first), then the plain
  * stretches between them, each with its own dummy prefix: llama.cpp encodes
- * "<s>hello</s>" as BOS, " hello", EOS. */
-static int encode_special(const VocabImpl *vi, const char *text, size_t len, IdSink *out) {
-    int *claim = xmalloc(checked_mul(len + 1, sizeof *claim, "text"));
-    for (size_t i = 0; i < len; i++) claim[i] = PLAIN;
-    for (int k = 0; k < vi->n_specials; k++) claim_occurrences(&vi->pub, vi->specials[k], text, len, claim);
-    int ok = 1;
-    for (size_t i = 0; ok && i < len;) {
-        if (claim[i] >= 0) {
-            ok = emit(out, claim[i]);
-            i += (size_t)vi->pub.piece_lens[claim[i]];
-        } else {
-            size_t end = i;
-            while (end < len && claim[end] == PLAIN) end++;
-            ok = encode_plain(vi, text + i, end - i, out);
-            i = end;
+ * "<s>hello</s>" as BOS, " hello", EOS. One pass of the automaton finds the
+ * occurrences (see @ref tok_special). */
+static int encode_special(const VocabImpl *vi, const char *text, size_t len, Merger *m, IdSink *out) {
+    const TrieNode *t = vi->trie;
+    Group g = {0};
+    unsigned long long steps = 0;
+    int ok = 1, node = 0; /* node: the longest suffix of the text so far that begins some special */
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        for (;;) { /* shorter suffixes until one goes on with c */
+            steps++;
+            int next = trie_child(vi, node, c);
+            if (next >= 0) {
+                node = next;
+                break;
+            }
+            if (node == 0) break;
+            node = t[node].fail;
         }
+        for (int hit = t[node].rank >= 0 ? node : t[node].dict; hit >= 0; hit = t[hit].dict) {
+            steps++; /* a special ends at byte i */
+            size_t start = i + 1 - (size_t)t[hit].depth;
+            if (g.n == 0 || start < g.lo) g.lo = start;
+            g.end = i + 1;
+            g.occ = grow(g.occ, &g.cap, g.n + 1, sizeof *g.occ, "special tokens");
+            g.occ[g.n++] = (Occurrence){start, t[hit].rank};
+        }
+        /* A later occurrence starts at i + 1 - depth or after: if that is past
+         * the group's end, none can overlap it and the group is complete. */
+        if (g.n > 0 && g.end + (size_t)t[node].depth <= i + 1) ok = claim_group(vi, text, &g, m, out);
     }
-    free(claim);
+    if (ok && g.n > 0) ok = claim_group(vi, text, &g, m, out);
+    if (ok) ok = encode_plain(m, text + g.done, len - g.done, out);
+    counts.match_steps += steps;
+    free(g.occ);
+    free(g.claimed);
     return ok;
 }
 
-int vocab_encode(const Vocab *v, const char *text, int add_bos, int *out, int max_out,
-                 char *err, size_t err_len) {
+int *vocab_encode(const Vocab *v, const char *text, int add_bos, int *n_ids, char *err, size_t err_len) {
     const VocabImpl *vi = impl_of(v);
-    IdSink sink = {out, 0, max_out < 0 ? 0 : max_out, err, err_len};
+    IdSink sink = {NULL, 0, 0, err, err_len};
+    Merger m = {.vi = vi};
+    m.scratch = xmalloc((size_t)vi->max_piece_len + 1);
+    counts = (EncodeCounts){0, 0};
     if (err && err_len) err[0] = '\0';
-    if (add_bos && v->bos_id >= 0 && !emit(&sink, v->bos_id)) return -1;
     size_t len = strlen(text);
-    int ok = v->parse_special && vi->n_specials > 0 ? encode_special(vi, text, len, &sink)
-                                                   : encode_plain(vi, text, len, &sink);
-    return ok ? sink.n : -1;
+    int ok = !(add_bos && v->bos_id >= 0) || emit(&sink, v->bos_id);
+    if (ok) ok = v->parse_special && vi->n_specials > 0 ? encode_special(vi, text, len, &m, &sink)
+                                                        : encode_plain(&m, text, len, &sink);
+    free(m.id);
+    free(m.prev);
+    free(m.next);
+    free(m.heap);
+    free(m.scratch);
+    *n_ids = ok ? sink.n : 0;
+    if (!ok) {
+        free(sink.ids);
+        return NULL;
+    }
+    if (!sink.ids) return xmalloc(sizeof(int)); /* no ids at all is still an array */
+    int *ids = realloc(sink.ids, (size_t)sink.n * sizeof *ids); /* give back the slack */
+    return ids ? ids : sink.ids;
 }
 
 /* ======================================================================== */

@@ -7,7 +7,10 @@
  * when the code point is not in the vocabulary), then repeated merges of the
  * adjacent pair whose concatenation is the best-scoring vocabulary piece
  * (leftmost pair on equal scores). A priority queue over the pairs makes that
- * O(n log n) in the text length; lookups go through a sorted index.
+ * O(n log n) in the text length, and the text is merged a word at a time where
+ * no piece can span two words; lookups go through a hash table. Special
+ * tokens are found by one pass of an automaton over the text, whatever their
+ * number.
  */
 #ifndef LLAMABOOK_TOKENIZER_H
 #define LLAMABOOK_TOKENIZER_H
@@ -21,7 +24,6 @@ typedef struct Vocab {
     char **pieces;       /**< (n_tokens) token texts, NUL-terminated, spaces as ' ' */
     int *piece_lens;     /**< (n_tokens) byte lengths: lookups compare bytes, not C strings */
     float *scores;       /**< (n_tokens) merge priority: higher merges first */
-    int *sorted;         /**< (n_tokens) ids sorted by piece text, for binary search */
     int byte_token[256]; /**< id of the piece `<0xNN>` for byte NN, or -1 */
     int bos_id;          /**< beginning of sequence (1 in Llama vocabularies) */
     int eos_id;          /**< end of sequence (2) */
@@ -56,16 +58,29 @@ void vocab_free(Vocab *v);
 int vocab_lookup(const Vocab *v, const char *s, size_t len);
 
 /**
- * Encode @p text into @p out (capacity @p max_out), with BOS first when
- * @p add_bos and the vocabulary has one. With parse_special, special tokens
- * are cut out first and each stretch of text between them is encoded with its
- * own dummy prefix (llama.cpp's behaviour). Returns the number of ids, or -1
- * with a message in @p err (may be NULL) when the text cannot be encoded (a
- * character outside a vocabulary without byte tokens, or more than @p max_out
- * ids). Reentrant: the vocabulary is only read.
+ * Encode the NUL-terminated @p text, with BOS first when @p add_bos and the
+ * vocabulary has one. With parse_special, special tokens are cut out first
+ * (the longest first) and each stretch of text between them is encoded with
+ * its own dummy prefix (llama.cpp's behaviour). Returns the ids in a malloc'd
+ * array the caller frees, their number in *n_ids. The array is as long as it
+ * needs to be: a text may give more ids than it has bytes (one-byte special
+ * tokens between one-byte words give 3 ids per 2 bytes). Returns NULL with a
+ * message in @p err (may be NULL) when the text cannot be encoded: a character
+ * outside a vocabulary without byte tokens, or a text too long for int counts.
+ * Reentrant: the vocabulary is only read.
  */
-int vocab_encode(const Vocab *v, const char *text, int add_bos, int *out, int max_out,
-                 char *err, size_t err_len);
+int *vocab_encode(const Vocab *v, const char *text, int add_bos, int *n_ids, char *err, size_t err_len);
+
+/**
+ * What the last vocab_encode() of the calling thread did, for tests that check
+ * how the work grows without timing it.
+ */
+typedef struct {
+    unsigned long long match_steps; /**< moves of the special-token automaton, plus matches found */
+    size_t largest_chunk;           /**< most symbols merged at once (a word, unless no piece boundary allows a cut) */
+} EncodeCounts;
+
+EncodeCounts vocab_last_encode_counts(void);
 
 /**
  * The bytes token @p tok stands for when it follows @p prev: a piece right

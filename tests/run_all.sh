@@ -14,7 +14,8 @@
 #     unit_ch04, and for each GGUF chapter its logits = the host build's, bit for bit, and
 #     its kernel check.
 #  7. ThreadSanitizer: every simd chapter, a short generation and teacher-forced logits with
-#     several threads on a model of the format it reads, and the pool's unit test.
+#     several threads on a model of the format it reads; the newest GGUF chapter, 200 tokens
+#     with 7 threads on a Q4_0 file; and the pool's unit test.
 #  Stages 5-7 are skipped, visibly, where the CPU, the cross compiler or qemu is missing.
 #  The chapters of stages 4-7 are those of chapters/chapters.tsv (its kind and reads columns).
 #
@@ -171,10 +172,13 @@ arm64_stage() {
 
 tsan_stage() {
     echo "==== stage: ThreadSanitizer"
+    # the newest GGUF chapter, for the long run (a simd one: only those are built here)
+    local long_ch; long_ch=$(chapters reads=gguf kind=simd | tail -n 1)
     local dir=$STAGE_DIR/tsan log; log=$(mktemp)
     if [ "$DRY" = 1 ]; then
         local nn
         for nn in $SIMD_CHAPTERS; do echo "   ch$nn: generation with 4 threads, logits with 3, on a $(chapter_field "$nn" reads) model"; done
+        echo "   ch$long_ch: 200 generated tokens with 7 threads on a Q4_0 GGUF (the newest GGUF chapter)"
     fi
     # shellcheck disable=SC2046
     if build_only "ThreadSanitizer" "$log" CC="$CC" SANITIZE=thread BUILD="$dir" \
@@ -209,6 +213,12 @@ tsan_stage() {
                 tsan_run "ch$nn, $what, teacher-forced logits with 3 threads, clean" "$dir/ch$nn" -m "${model[1]}" -t 3 \
                     --logits "$tmp/l.lgts" --tokens "1 403 407 261 300 301 302 303 304 305 306 307 308 309 310 311"
             done
+            # a long run of the newest GGUF chapter: 200 tokens, with more threads (7) than cores, so that
+            # workers are descheduled mid-step; Q4_0 so that chapter 6's fetch-ahead runs in every matmul
+            if [ -n "$long_ch" ] && [ -e "$tmp/m.gguf" ]; then
+                tsan_run "ch$long_ch, Q4_0 GGUF, 200 generated tokens with 7 threads, clean" "$dir/ch$long_ch" \
+                    -m "$tmp/m.gguf" -p "Once upon a time" -n 200 --ignore-eos --temp 0.8 -s 1 -t 7
+            fi
         fi
         tsan_run "the pool's unit test (20000 handoffs), clean" "$dir/tests/unit_ch04"
         unset TSAN_OPTIONS

@@ -15,6 +15,8 @@
  */
 #include "../chapters/05_gguf.c"
 
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -88,7 +90,7 @@ static void check_vocabulary(const char *shared, const char *gguf_rel, const cha
         if (line[0] == '#' || line[0] == '\n') continue;
         const char *p = json_text(line, text, sizeof text);
         if (!p || *p != '\t') continue;
-        int want[4096], n_want = 0, got[4096];
+        int want[4096], n_want = 0, n_got;
         char *q = (char *)p + 1, *end;
         while (*q != '\t' && *q && n_want < 4096) {
             long id = strtol(q, &end, 10);
@@ -98,7 +100,8 @@ static void check_vocabulary(const char *shared, const char *gguf_rel, const cha
             while (*q == ' ') q++;
         }
         char err[200] = "";
-        int n_got = vocab_encode(v, text, 1, got, 4096, err, sizeof err);
+        int *got = vocab_encode(v, text, 1, &n_got, err, sizeof err);
+        if (!got) n_got = -1;
         char shown[64];
         size_t o = 0;
         for (const char *s = text; *s && o < 40; s++) shown[o++] = (*s == '\n' || *s == '\t') ? ' ' : *s;
@@ -108,6 +111,7 @@ static void check_vocabulary(const char *shared, const char *gguf_rel, const cha
         for (int i = 0; same && i < n_got; i++) same = got[i] == want[i];
         CHECK(name, same, "%d ids (first %d) vs llama.cpp's %d (first %d) %s", n_got, n_got > 1 ? got[1] : -1, n_want,
               n_want > 1 ? want[1] : -1, err);
+        free(got);
         rows++;
     }
     snprintf(name, sizeof name, "%s: the reference has rows", tsv_rel);
@@ -117,9 +121,96 @@ static void check_vocabulary(const char *shared, const char *gguf_rel, const cha
     gguf_close(g);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A vocabulary that a sparse file claims                                   */
+
+static long sparse_before_kib; /* the child's address-space peak before load_vocab() */
+
+/** This process's peak of address space (VmPeak, Linux), in KiB; -1 where /proc does not say. */
+static long vm_peak_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPeak: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
+/** fatal()'s hook in the child: after the message (on the pipe, as stderr), how much the peak grew. */
+static LB_NORETURN void sparse_fatal(void) {
+    fprintf(stderr, "|grew %ld KiB", vm_peak_kib() - sparse_before_kib);
+    fflush(stderr);
+    _exit(0);
+}
+
+/**
+ * tokenizer.ggml.tokens claiming 50 million empty strings: 400 MB of zeros,
+ * a few pages of a sparse file, and valid GGUF. load_vocab() must compare
+ * the count with the embedding's 300 rows before it makes the array's 800 MB
+ * of pointers and lengths (the peak of the address space shows it). Run in a
+ * child process: fatal() ends it, and the peak never comes down.
+ */
+static void check_sparse_vocabulary(void) {
+    const char *name = "a sparse tokenizer.ggml.tokens of 50 million strings is refused before it is allocated";
+    const uint64_t count = 50000000;
+    const char key[] = "tokenizer.ggml.tokens";
+    const size_t size = 24 + 8 + (sizeof key - 1) + 4 + 4 + 8 + 8 * count;
+    int fds[2];
+    fflush(stdout);
+    pid_t pid = sizeof(size_t) >= 8 && pipe(fds) == 0 ? fork() : -1;
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED || (sparse_before_kib = vm_peak_kib()) < 0) {
+            fprintf(stderr, "skip: no 400 MB mapping, or no VmPeak in /proc/self/status");
+            _exit(0);
+        }
+        uint8_t *o = p;
+        const uint64_t fields[] = {0, 1, sizeof key - 1}; /* tensors, metadata pairs, the key's length */
+        memcpy(o, "GGUF\3\0\0\0", 8), o += 8;
+        for (int f = 0; f < 3; f++, o += 8)
+            for (int i = 0; i < 8; i++) o[i] = (uint8_t)(fields[f] >> (8 * i));
+        memcpy(o, key, sizeof key - 1), o += sizeof key - 1;
+        o[0] = GGUF_ARRAY, o += 4;
+        o[0] = GGUF_STRING, o += 4;
+        for (int i = 0; i < 8; i++) o[i] = (uint8_t)(count >> (8 * i));
+        /* the rest stays zero: 50 million strings of length 0 */
+        char err[200];
+        GgufFile g;
+        if (gguf_parse(&g, p, size, err, sizeof err) != 0) {
+            fprintf(stderr, "does not parse: %s", err);
+            _exit(0);
+        }
+        fatal_set_hook(sparse_fatal);
+        load_vocab("sparse.gguf", &g, 300);
+        fprintf(stderr, "load_vocab() returned");
+        _exit(0);
+    }
+    if (pid < 0) {
+        SKIP(name, "no fork, or a 32-bit system");
+        return;
+    }
+    close(fds[1]);
+    char got[600];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof got - 1 && (r = read(fds[0], got + n, sizeof got - 1 - n)) > 0) n += (size_t)r;
+    got[n] = 0;
+    for (char *c = got; *c; c++) *c = *c == '\n' ? ' ' : *c; /* one line of output */
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    const char *grew = strstr(got, "|grew ");
+    if (strncmp(got, "skip: ", 6) == 0) SKIP(name, got + 6);
+    else CHECK(name, strstr(got, "tokenizer.ggml.tokens has 50000000 entries, but token_embd.weight has 300 rows") && grew &&
+                         atol(grew + 6) < 65536, "%s", got);
+}
+
 int main(int argc, char **argv) {
     const char *shared = argc > 1 ? argv[1] : "../shared";
     check_vocabulary(shared, "models/gguf/llama-spm-vocab.gguf", "reference/tokenizer/llama-spm-32000.tsv");
     check_vocabulary(shared, "models/gguf/stories260K-f32.gguf", "reference/tokenizer/tok512.tsv");
+    check_sparse_vocabulary();
     return UNIT_EXIT();
 }

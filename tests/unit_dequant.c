@@ -178,6 +178,37 @@ static void check_activation_rounding(void) {
     memset(x, 0, sizeof x);
     quantize_q8_K(x, &k8, QK_K);
     CHECK("Q8_K activations: zeros give d 0", k8.d == 0.0f && k8.qs[3] == 0 && k8.bsums[2] == 0, "d %g", k8.d);
+    /* a non-finite activation (from a broken weight upstream): no NaN -> int conversion (UBSan would
+     * say so), a NaN scale and zero quants, so the dot products and then the logits are NaN too */
+    for (int bad = 0; bad < 3; bad++) {
+        for (int j = 0; j < QK_K; j++) x[j] = (float)(j % 9) - 4.0f;
+        x[100] = bad == 0 ? NAN : bad == 1 ? INFINITY : -INFINITY;
+        memset(&k8, 0x55, sizeof k8);
+        quantize_q8_K(x, &k8, QK_K);
+        int zero = 1;
+        for (int j = 0; j < QK_K; j++) zero &= k8.qs[j] == 0;
+        for (int g = 0; g < 16; g++) zero &= k8.bsums[g] == 0;
+        BlockQ4_K w4;
+        BlockQ6_K w6;
+        memset(&w4, 0x11, sizeof w4);
+        memset(&w6, 0x22, sizeof w6);
+        w4.d = w4.dmin = w6.d = 0x3c00; /* 1.0 */
+        float d4 = dot_q4_K_c(&w4, &k8, 1), d6 = dot_q6_K_c(&w6, &k8, 1);
+        char name[160];
+        snprintf(name, sizeof name, "Q8_K activations: a block with %s gets d = NaN and zero quants; Q4_K and Q6_K dots are NaN",
+                 bad == 0 ? "a NaN" : bad == 1 ? "+infinity" : "-infinity");
+        CHECK(name, isnan(k8.d) && zero && isnan(d4) && isnan(d6), "d %g, quants zero %d, dots %g %g", k8.d, zero, d4, d6);
+    }
+    /* the weight quantizer of tools/gguf_convert: a non-finite weight decodes as NaN, not as a number */
+    for (int j = 0; j < QK; j++) x[j] = (float)j / 8.0f;
+    x[9] = NAN;
+    x[40] = INFINITY; /* in the second block */
+    BlockQ4_0 q4[QK_K / QK];
+    quantize_q4_0(x, q4, 2 * QK);
+    float back[2 * QK];
+    dequant_q4_0(q4, back, 2 * QK);
+    CHECK("Q4_0 weights: a block with a NaN or an infinity decodes as NaN (scale NaN)", isnan(back[0]) && isnan(back[31]) &&
+          isnan(back[32]) && isnan(back[63]), "%g %g %g %g", back[0], back[31], back[32], back[63]);
     float r[4] = {1.0f, 1.0009765625f, 1.00048828125f, 65520.0f}, y[4];
     round_to_f16(r, y, 4);
     CHECK("F16 activations: rounded to the nearest half, ties to even", y[0] == 1.0f && y[1] == 1.0009765625f &&

@@ -5,6 +5,9 @@
  *
  *     build/tests/unit_gguf SHARED [BUILD]      run the checks
  *     build/tests/unit_gguf --write-cases DIR   write DIR/<case>.gguf and DIR/cases.tsv
+ *     build/tests/unit_gguf --poison IN OUT TENSOR ROW [inf]
+ *                                               copy IN to OUT with element 3 of row ROW of the
+ *                                               F32 tensor TENSOR made NaN (or +infinity)
  *
  * The checks: every GGUF in SHARED parses, with the tensor counts and types
  * that the shared data lists for it and tensor bytes equal to the .bin's; each
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fp16.h"
@@ -430,7 +434,8 @@ static long vm_peak_kib(void) {
  * counts fit in the size, so only the entries themselves can refute them:
  * the parser must fail at the first one without having reserved memory for
  * the count (19 GB of GgufTensor). The address-space peak shows any such
- * reservation, touched or not.
+ * reservation, touched or not; each case runs in a child process of its
+ * own, because the peak never comes down again.
  */
 static void check_sparse(void) {
     const size_t size = 24 + 130000000ull * 33 + 4096;
@@ -439,29 +444,46 @@ static void check_sparse(void) {
         {0, 300000000, "300 million metadata pairs", "metadata pair 0 has an empty key"},
     };
     for (size_t k = 0; k < sizeof claims / sizeof claims[0]; k++) {
-        char name[200], err[300] = "";
+        char name[200], why[400] = "";
         snprintf(name, sizeof name, "a 4 GiB sparse buffer claiming %s: refused at the first entry, under 64 MiB allocated",
                  claims[k].what);
-        uint8_t *p = sizeof(size_t) < 8 ? MAP_FAILED
-                                        : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        long before = vm_peak_kib();
-        if (p == MAP_FAILED || before < 0) {
-            SKIP(name, "no 4 GiB mapping, or no VmPeak in /proc/self/status");
-            if (p != MAP_FAILED) munmap(p, size);
+        int fds[2];
+        fflush(stdout);
+        pid_t pid = sizeof(size_t) >= 8 && pipe(fds) == 0 ? fork() : -1;
+        if (pid == 0) { /* the child: parse, then write "ok" or why not into the pipe */
+            close(fds[0]);
+            uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            long before = vm_peak_kib();
+            if (p == MAP_FAILED || before < 0) {
+                snprintf(why, sizeof why, "skip: no 4 GiB mapping, or no VmPeak in /proc/self/status");
+            } else {
+                memcpy(p, "GGUF\3\0\0\0", 8);
+                for (int i = 0; i < 8; i++) {
+                    p[8 + i] = (uint8_t)(claims[k].n_tensors >> (8 * i));
+                    p[16 + i] = (uint8_t)(claims[k].n_kv >> (8 * i));
+                }
+                char err[300] = "";
+                GgufFile g;
+                int rc = gguf_parse(&g, p, size, err, sizeof err);
+                long grew = vm_peak_kib() - before;
+                if (rc != 0 && strstr(err, claims[k].expect) && grew < 65536) snprintf(why, sizeof why, "ok");
+                else snprintf(why, sizeof why, "rc %d, \"%s\", address space grew by %ld KiB", rc, err, grew);
+                gguf_free(&g);
+            }
+            if (write(fds[1], why, strlen(why)) < 0) _exit(1);
+            _exit(0);
+        }
+        if (pid < 0) {
+            SKIP(name, "no fork, or a 32-bit system");
             continue;
         }
-        memcpy(p, "GGUF\3\0\0\0", 8);
-        for (int i = 0; i < 8; i++) {
-            p[8 + i] = (uint8_t)(claims[k].n_tensors >> (8 * i));
-            p[16 + i] = (uint8_t)(claims[k].n_kv >> (8 * i));
-        }
-        GgufFile g;
-        int rc = gguf_parse(&g, p, size, err, sizeof err);
-        long grew = vm_peak_kib() - before;
-        CHECK(name, rc != 0 && strstr(err, claims[k].expect) && grew < 65536, "rc %d, \"%s\", address space grew by %ld KiB",
-              rc, err, grew);
-        gguf_free(&g);
-        munmap(p, size);
+        close(fds[1]);
+        ssize_t n = read(fds[0], why, sizeof why - 1);
+        why[n > 0 ? n : 0] = 0;
+        close(fds[0]);
+        waitpid(pid, NULL, 0);
+        if (strncmp(why, "skip: ", 6) == 0) SKIP(name, why + 6);
+        else CHECK(name, strcmp(why, "ok") == 0, "%s", why[0] ? why : "the child said nothing");
     }
 }
 
@@ -896,8 +918,28 @@ static int write_cases(const char *dir) {
     return 0;
 }
 
+/** --poison: a real model with one broken weight, for tests/t_gguf_faults.sh. */
+static int poison(int argc, char **argv) {
+    GgufFile *g = gguf_open(argv[2]);
+    const GgufTensor *t = gguf_find_tensor(g, argv[4]);
+    long row = atol(argv[5]);
+    if (!t || t->type != GGML_F32 || row < 0 || (uint64_t)row >= t->n_elements / t->ne[0] || t->ne[0] < 4)
+        fatal("%s: no f32 tensor %s with a row %ld", argv[2], argv[4], row);
+    uint8_t *copy = xmalloc(g->size);
+    memcpy(copy, g->data, g->size);
+    float bad = argc > 6 && strcmp(argv[6], "inf") == 0 ? INFINITY : NAN;
+    memcpy(copy + (t->data - g->data) + 4 * ((uint64_t)row * t->ne[0] + 3), &bad, 4);
+    Buf b = {copy, g->size, g->size};
+    FILE *f = fopen(argv[3], "wb");
+    if (!f || fwrite(b.p, 1, b.n, f) != b.n || fclose(f) != 0) fatal("%s: cannot write", argv[3]);
+    free(copy);
+    gguf_close(g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-cases") == 0) return write_cases(argv[2]);
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "--poison") == 0) return poison(argc, argv);
     const char *shared = argc > 1 ? argv[1] : "../shared";
     check_cases();
     check_valid();

@@ -445,14 +445,16 @@ static void test_llamacpp_logits(const char *shared, const char *bin_path) {
         memcpy(ids_text, tf.data, tf.size);
         ids_text[tf.size] = '\0';
         unmap_file(&tf);
-        int ids[1024], n = 0, prompt[1024];
+        int ids[1024], n = 0, n_prompt;
         for (char *p = ids_text, *end; n < 1024; p = end) {
             long id = strtol(p, &end, 10);
             if (end == p) break;
             ids[n++] = (int)id;
         }
         free(ids_text);
-        int n_prompt = vocab_encode(v, tab + 1, 1, prompt, 1024, NULL, 0);
+        int *prompt = vocab_encode(v, tab + 1, 1, &n_prompt, NULL, 0);
+        if (!prompt) n_prompt = -1;
+        free(prompt); /* only its length is needed: the reference ids begin with the prompt's */
         int first_bad = -1, near_ties = 0;
         for (int p = n_prompt - 1; p + 1 < n && first_bad < 0; p++) {
             float gap;
