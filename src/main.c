@@ -14,6 +14,17 @@
  * generate (text, the default), --ids (the token ids, as the reference
  * .tokens files), --logits (teacher-forced logits of given ids, LGTS format)
  * and --perplexity (how well the model predicts a text).
+ *
+ * What can go wrong is handled where it belongs, so that every chapter
+ * behaves the same: files are opened and mapped by util.c (a pipe or a device
+ * is refused at once, a file that shrinks while mapped ends the run with a
+ * line naming it), the one output file is written by util.h's OutputFile
+ * rule (never over a link or a device, never partial, no temporary left),
+ * every logit is checked to be a number before it is used (a NaN weight
+ * stops every chapter the same way; --check-tensors names it at load), and
+ * Ctrl-C stops the loop at the next token with the usual [stats] line and
+ * status 130. The options are whole words, never grouped letters, so that a
+ * llama.cpp option this book lacks (-ngl, -cnv) is named as unknown.
  */
 #include <math.h>
 #include <stdio.h>
