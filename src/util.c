@@ -14,6 +14,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,10 @@ static void on_bus_error(int sig, siginfo_t *info, void *context) {
     const uint8_t *addr = info->si_addr;
     for (int i = 0; i < MAX_MAPPINGS; i++) {
         if (mappings[i].data && addr >= mappings[i].data && addr < mappings[i].data + mappings[i].size) {
+            /* Several threads may fault at once: one speaks, the others wait for its _exit. */
+            static atomic_flag speaking = ATOMIC_FLAG_INIT;
+            if (atomic_flag_test_and_set(&speaking))
+                for (;;) pause();
             write_str("error: ");
             write_str(mappings[i].path);
             write_str(": the file shrank or changed while in use (bus error reading it)\n");
