@@ -134,7 +134,7 @@ static int find_option(const char *arg, const char **inline_value) {
 static long clamp_threads(long asked) {
     long cpus = online_cpus(), most = 4 * cpus > 8 ? 4 * cpus : 8;
     if (asked <= most) return asked;
-    fprintf(stderr, "note: -t %ld: this machine has %ld CPUs; using %ld threads\n", asked, cpus, most);
+    fprintf(stderr, "note: -t %ld: %ld CPU%s to run on; using %ld threads\n", asked, cpus, cpus == 1 ? "" : "s", most);
     return most;
 }
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -398,6 +399,12 @@ size_t peak_rss_bytes(void) {
 }
 
 int online_cpus(void) {
+#if defined(__linux__)
+    /* The CPUs this process may run on (taskset, a container's cpuset), which
+     * can be fewer than the machine has online. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

@@ -108,7 +108,7 @@ double now_seconds(void);
 /** Peak resident set size of this process, in bytes. */
 size_t peak_rss_bytes(void);
 
-/** Number of CPUs online. */
+/** Number of CPUs this process may use (its affinity mask on Linux, else the CPUs online). */
 int online_cpus(void);
 
 /** Parse a whole decimal integer / float; 0 on success, -1 on any junk. */
