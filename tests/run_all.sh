@@ -138,7 +138,7 @@ x86_stage() {
     if build_only "AVX2 (-march=haswell)" "$log" CC="$CC" ARCH=haswell CFLAGS=-march=haswell BUILD="$dir" \
         $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04"; then
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_ch04 HOST_BUILD="$BUILD"
-        tests_only "AVX2 (-march=haswell)" "$dir" 0 t_gguf HOST_BUILD="$BUILD"
+        tests_only "AVX2 (-march=haswell)" "$dir" 0 t_gguf.sh HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 1 t_unit
     fi
     # the native kernels in the unit test (the Makefile builds unit tests without -march)
@@ -165,7 +165,7 @@ arm64_stage() {
     if build_only "ARM64 (armv8.2-a+dotprod)" "$log" CC="$cross" ARCH=armv8.2-a+dotprod BUILD="$dir" \
         $(targets "$dir" $LAST_PLAIN $SIMD_CHAPTERS) "$dir/tests/unit_ch04"; then
         tests_only "ARM64 under qemu" "$dir" 1 t_ch04 HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
-        tests_only "ARM64 under qemu" "$dir" 1 t_gguf HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
+        tests_only "ARM64 under qemu" "$dir" 1 t_gguf.sh HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
     fi
     rm -f "$log"
 }

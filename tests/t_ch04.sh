@@ -82,7 +82,13 @@ else
 
     expect_error "ch04 --threads negative" "$CH04_RUN" -m "$SYN" -z "$SYN_TOK" -n 1 -t -2
     expect_error "ch04 --threads not a number" "$CH04_RUN" -m "$SYN" -z "$SYN_TOK" -n 1 --threads four
-    expect_error "ch04 --threads above 1024" "$CH04_RUN" -m "$SYN" -z "$SYN_TOK" -n 1 --threads 1025
+    # more than 4 threads per CPU (or 8) only wait for each other: clamped, with a note
+    if "$CH04_RUN" -m "$SYN" -z "$SYN_TOK" -n 1 --threads 1025 >/dev/null 2>"$TMP/threads.err" &&
+        grep -q "^note: -t 1025: [0-9]* CPUs* to run on; using [0-9]* threads" "$TMP/threads.err"; then
+        ok "ch04 --threads 1025: clamped, with a note"
+    else
+        bad "ch04 --threads 1025: clamped, with a note" "$(head -c 200 "$TMP/threads.err" | tr '\n' '|')"
+    fi
 fi
 
 # A cross build: greedy ids of three reference prompts against the host's chapter 3 (the chain

@@ -135,10 +135,13 @@ output_rule() {
         unset LLAMABOOK_NO_TMPFILE
     done
     # the converter writes by the same rule
-    echo keep >"$TMP/conv-target"; ln -s conv-target "$TMP/conv.gguf"
-    expect_error "gguf_convert onto a symbolic link: refused" "$BUILD/gguf_convert" -m "$TINY" -z "$TINY_TOK" -o "$TMP/conv.gguf"
-    [ "$(cat "$TMP/conv-target")" = keep ] && ok "gguf_convert: the link's target is untouched" ||
+    echo keep >"$TMP/faults-conv-target"; ln -s faults-conv-target "$TMP/faults-conv.gguf"
+    expect_error "gguf_convert onto a symbolic link: refused" "$BUILD/gguf_convert" -m "$BUILD/models/tiny.bin" \
+        -z "$TINY_TOK" -o "$TMP/faults-conv.gguf"
+    stderr_has "gguf_convert onto a symbolic link: says why" "symbolic link; refusing to replace it"
+    [ "$(cat "$TMP/faults-conv-target")" = keep ] && ok "gguf_convert: the link's target is untouched" ||
         bad "gguf_convert: the link's target is untouched" "changed"
+    rm -f "$TMP/faults-conv.gguf" "$TMP/faults-conv-target"
 }
 
 # killed_while_writing MODE LABEL DIR: a teacher-forced run killed by each signal leaves
@@ -289,6 +292,10 @@ ctrl_c() {
     done
 }
 
+# a folder of its own, removed at the end: its pipes, links and sparse files must not meet
+# the files of the test files that come after it
+FAULTS_OUTER_TMP=$TMP TMP=$TMP/t_faults
+mkdir -p "$TMP"
 if [ -e "$TINY" ] && [ -e "$TINY_TOK" ]; then
     faults_setup
     [ -e "$SHARED/models/syn-k256.bin" ] && cp "$SHARED/models/syn-k256.bin" "$TMP/k256.bin"
@@ -309,3 +316,5 @@ if [ -e "$TINY" ] && [ -e "$TINY_TOK" ]; then
 else
     skip "faults" "the tiny synthetic model was not built"
 fi
+rm -rf "$TMP"
+TMP=$FAULTS_OUTER_TMP

@@ -29,6 +29,18 @@ static int unit_failures;
 
 #define SKIP(name, why) printf("skip  %s: %s\n", name, why)
 
+/** This process's peak of address space (VmPeak, Linux), in KiB; -1 where /proc does not say
+ * (for the checks that a file's claims do not turn into allocations). */
+static inline long vm_peak_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPeak: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
 #define UNIT_EXIT() (fflush(stdout), unit_failures ? 1 : 0)
 
 #endif

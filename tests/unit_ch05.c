@@ -126,17 +126,6 @@ static void check_vocabulary(const char *shared, const char *gguf_rel, const cha
 
 static long sparse_before_kib; /* the child's address-space peak before load_vocab() */
 
-/** This process's peak of address space (VmPeak, Linux), in KiB; -1 where /proc does not say. */
-static long vm_peak_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmPeak: %ld kB", &kib) == 1) break;
-    if (f) fclose(f);
-    return kib;
-}
-
 /** fatal()'s hook in the child: after the message (on the pipe, as stderr), how much the peak grew. */
 static LB_NORETURN void sparse_fatal(void) {
     fprintf(stderr, "|grew %ld KiB", vm_peak_kib() - sparse_before_kib);

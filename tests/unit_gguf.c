@@ -417,17 +417,6 @@ static void check_valid(void) {
     free(b2.p);
 }
 
-/** This process's peak of address space (VmPeak, Linux), in KiB; -1 where /proc does not say. */
-static long vm_peak_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmPeak: %ld kB", &kib) == 1) break;
-    if (f) fclose(f);
-    return kib;
-}
-
 /**
  * A sparse file: a header that claims 130 million tensors (or 300 million
  * metadata pairs), then 4 GiB of zeros, which cost nothing on disk. Both
