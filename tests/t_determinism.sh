@@ -46,11 +46,11 @@ determinism_of() {
 
 if [ -z "$DT_CH" ] || [ ! -x "$DT_BIN" ]; then
     bad "determinism" "no GGUF chapter in chapters/chapters.tsv, or $DT_BIN is not built"
-elif [ -z "$(find "$SHARED" -name '*.gguf' 2>/dev/null | head -n 1)" ]; then
+elif [ -z "$(find -L "$SHARED" -name '*.gguf' 2>/dev/null | head -n 1)" ]; then
     skip "ch$DT_CH determinism" "no GGUF file in $SHARED"
 else
     while IFS= read -r f; do
         determinism_of "$f" "${f#"$SHARED"/}"
-    done < <(find "$SHARED" -name '*.gguf' | LC_ALL=C sort)
+    done < <(find -L "$SHARED" -name '*.gguf' | LC_ALL=C sort)
 fi
 rm -f "$TMP"/dt-*.lgts "$TMP"/dt.ids "$TMP"/dt.err
