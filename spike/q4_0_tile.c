@@ -7,6 +7,9 @@
 #include "quants.h"
 #include "util.h"
 
+#ifndef ROWS_BLOCK
+#define ROWS_BLOCK 64
+#endif
 #ifndef P
 #define P 4
 #endif
@@ -20,17 +23,17 @@ static void tile_q4_0(float out[P][8], const BlockQ4_0 *w, const BlockQ8 *const 
     for (int b = 0; b < nb; b++) {
         const uint8_t *col = (const uint8_t *)(w + b);
         __m256i lo[4], hi[4];
-        for (int k = 0; k < 4; k++) {
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
             __m256i two = q4_0_rows_k_and_k4(col + row_bytes * (size_t)k, 4 * row_bytes);
             lo[k] = _mm256_and_si256(two, low4);
             hi[k] = _mm256_and_si256(_mm256_srli_epi16(two, 4), low4);
         }
         __m256 dw = _mm256_cvtph_ps(halves_of_8_rows(col, row_bytes));
-        for (int p = 0; p < P; p++) {
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
             __m256i x_lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[p][b].qs));
             __m256i x_hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x[p][b].qs + 16)));
             __m256i s[4];
-            for (int k = 0; k < 4; k++) {
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
                 s[k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo[k], x_lo), hi[k], x_hi);
 #else
@@ -79,10 +82,12 @@ int main(int argc, char **argv) {
                 simd_dot_q4_0_8rows(ref + (size_t)p * rows + r, w + (size_t)r * nb, xq + (size_t)p * nb, xd + (size_t)p * nb,
                                     xs + (size_t)p * nb, nb);
         double t1 = now();
+        /* cache blocking: a block of ROWS_BLOCK rows stays in L2 while every position group passes */
+        for (int r0 = 0; r0 < rows; r0 += ROWS_BLOCK)
         for (int p = 0; p + P <= npos; p += P) {
             const BlockQ8 *xp[P]; const float *dp[P]; const int16_t *sp[P];
             for (int q = 0; q < P; q++) { xp[q] = xq + (size_t)(p + q) * nb; dp[q] = xd + (size_t)(p + q) * nb; sp[q] = xs + (size_t)(p + q) * nb; }
-            for (int r = 0; r < rows; r += 8) {
+            for (int r = r0; r < rows && r < r0 + ROWS_BLOCK; r += 8) {
                 float o[P][8];
                 tile_q4_0(o, w + (size_t)r * nb, xp, dp, sp, nb);
                 for (int q = 0; q < P; q++) memcpy(got + (size_t)(p + q) * rows + r, o[q], sizeof o[q]);
