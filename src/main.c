@@ -48,7 +48,7 @@ typedef struct {
     const char *prompt;
     long n_predict; /* -1: until the context is full */
     float temperature, top_p;
-    long top_k, seed, threads;
+    long top_k, seed, threads, batch;
     int ignore_eos, print_ids, verbose, check_tensors;
     const char *logits_path, *tokens_text, *tokens_file, *perplexity_path;
 } Options;
@@ -74,6 +74,8 @@ static void usage(FILE *out, const char *prog) {
             "      --tokens \"1 2 ..\"   token ids for --logits\n"
             "      --tokens-file F     token ids for --logits, from a file\n"
             "      --perplexity FILE   perplexity of the model on a text file\n"
+            "  -b, --batch-size N      most positions computed at once by --logits and --perplexity\n"
+            "                          (chapter 7 on; default 512)\n"
             "      --check-tensors     refuse a model whose weights hold NaN or infinities, naming\n"
             "                          the first bad tensor and row (slower load)\n"
             "  -v, --verbose           print load details\n"
@@ -102,7 +104,7 @@ static float option_float(const char *flag, const char *arg, float lo, float hi)
  * as "-n gl" or "-c -n -v" (what getopt's grouping would do).
  */
 enum { O_MODEL, O_TOKENIZER, O_PROMPT, O_PREDICT, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS, O_IGNORE_EOS,
-       O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL, O_CHECK, O_VERBOSE, O_HELP };
+       O_IDS, O_LOGITS, O_TOKENS, O_TOKENS_FILE, O_PPL, O_CHECK, O_BATCH, O_VERBOSE, O_HELP };
 static const struct {
     const char *short_name, *long_name;
     int takes_value, id;
@@ -115,6 +117,7 @@ static const struct {
     {NULL, "--ids", 0, O_IDS},             {NULL, "--logits", 1, O_LOGITS},
     {NULL, "--tokens", 1, O_TOKENS},       {NULL, "--tokens-file", 1, O_TOKENS_FILE},
     {NULL, "--perplexity", 1, O_PPL},      {NULL, "--check-tensors", 0, O_CHECK},
+    {"-b", "--batch-size", 1, O_BATCH},
     {"-v", "--verbose", 0, O_VERBOSE},     {"-h", "--help", 0, O_HELP},
 };
 
@@ -156,6 +159,7 @@ static void set_option(Options *o, int id, const char *flag, const char *value, 
     case O_TOKENS_FILE: o->tokens_file = value; break;
     case O_PPL: o->perplexity_path = value; break;
     case O_CHECK: o->check_tensors = 1; break;
+    case O_BATCH: o->batch = option_long(flag, value, 1, 1L << 20); break;
     case O_VERBOSE: o->verbose = 1; break;
     case O_HELP: usage(stdout, prog); exit(0);
     }
@@ -168,6 +172,7 @@ static Options parse_options(int argc, char **argv) {
     o.top_p = 0.95f;
     o.top_k = 40;
     o.seed = -1;
+    o.batch = 512;
     int only_positional = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value;
@@ -231,6 +236,31 @@ static Vocab *load_tokenizer(const Options *o, const Model *m, int *owned) {
     free(by_size);
     free(plain);
     return v;
+}
+
+/*
+ * For the chapters that compute one position at a time (1-6): the rows one
+ * by one through model_forward(). A weak definition, so that a chapter that
+ * has its own model_forward_batch() (chapter 7 on) replaces it at link time;
+ * gcc and clang support that on ELF and Mach-O alike.
+ */
+__attribute__((weak)) int model_forward_batch(Model *m, const int *tokens, int first, int n, float *out) {
+    size_t vocab = (size_t)model_config(m)->vocab_size;
+    int p = first;
+    for (; p < n && !interrupted(); p++) /* Ctrl-C: stop at the next row, as chapter 1 would */
+        memcpy(out + (size_t)(p - first) * vocab, model_forward(m, tokens, p + 1), sizeof(float) * vocab);
+    return p - first;
+}
+
+/** model_forward_batch() with forward()'s check on every row; returns the rows written (fewer after Ctrl-C). */
+static int forward_batch(Model *m, const int *tokens, int first, int n, float *out, const char *model_path) {
+    size_t vocab = (size_t)model_config(m)->vocab_size;
+    n = first + model_forward_batch(m, tokens, first, n, out);
+    for (int p = first; p < n; p++)
+        if (find_nonfinite(out + (size_t)(p - first) * vocab, vocab) >= 0)
+            fatal("%s: the logits at position %d are not finite: a weight is NaN or infinite (--check-tensors names it)",
+                  model_path, p);
+    return n - first;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -382,10 +412,11 @@ static int teacher_force(const Options *o, Model *m) {
     OutputFile file = output_create(o->logits_path);
     double t0 = now_seconds();
     interrupt_arm();
-    int done = 0;
-    for (; done < n && !interrupted(); done++)
-        memcpy(out.logits + (size_t)done * (size_t)cfg->vocab_size, forward(m, ids, done + 1, o->model_path),
-               sizeof(float) * (size_t)cfg->vocab_size);
+    int done = 0; /* in batches of at most -b positions; Ctrl-C is seen between them */
+    while (done < n && !interrupted()) {
+        int end = n - done > o->batch ? done + (int)o->batch : n;
+        done += forward_batch(m, ids, done, end, out.logits + (size_t)done * (size_t)cfg->vocab_size, o->model_path);
+    }
     double dt = now_seconds() - t0;
     if (done == n) lgts_write(&file, &out);
     else output_discard(&file); /* interrupted: no file at all, not a partial one */
@@ -433,15 +464,24 @@ static int perplexity(const Options *o, Model *m, const Vocab *v) {
     double nll = 0;
     long scored = 0;
     double t0 = now_seconds();
+    int rows = (int)(o->batch < cfg->seq_len ? o->batch : cfg->seq_len);
+    float *logits = xmalloc(checked_mul((size_t)rows, sizeof(float) * (size_t)cfg->vocab_size, "--perplexity"));
     interrupt_arm();
     for (int start = 0; start < n - 1 && !interrupted(); start += cfg->seq_len - 1) {
         int len = n - start < cfg->seq_len ? n - start : cfg->seq_len;
-        for (int p = 0; p + 1 < len && !interrupted(); p++) {
-            const float *logits = forward(m, ids + start, p + 1, o->model_path);
-            nll += negative_log_prob(logits, cfg->vocab_size, ids[start + p + 1]);
-            scored++;
+        /* positions 0 .. len-2 of the window predict 1 .. len-1; in batches of at most -b */
+        for (int p = 0; p + 1 < len && !interrupted();) {
+            int end = len - 1 - p > rows ? p + rows : len - 1;
+            end = p + forward_batch(m, ids + start, p, end, logits, o->model_path);
+            for (int q = p; q < end; q++) {
+                nll += negative_log_prob(logits + (size_t)(q - p) * (size_t)cfg->vocab_size, cfg->vocab_size,
+                                         ids[start + q + 1]);
+                scored++;
+            }
+            p = end;
         }
     }
+    free(logits);
     double dt = now_seconds() - t0;
     if (scored > 0)
         printf("perplexity: %.4f over %ld tokens%s\n", exp(nll / (double)scored), scored,
@@ -455,7 +495,7 @@ static int perplexity(const Options *o, Model *m, const Vocab *v) {
 
 int main(int argc, char **argv) {
     Options o = parse_options(argc, argv);
-    ModelOptions mo = {(int)o.threads, o.verbose, o.check_tensors};
+    ModelOptions mo = {(int)o.threads, o.verbose, o.check_tensors, (int)o.batch};
     Model *m = model_open(o.model_path, &mo);
     int rc;
     if (o.logits_path) {

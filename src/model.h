@@ -49,6 +49,7 @@ typedef struct {
     int n_threads; /**< worker threads; chapters before 4 ignore it (0 = all online CPUs) */
     int verbose;   /**< print load details (tensor types, memory) on stderr */
     int check_tensors; /**< --check-tensors: refuse a weight that is NaN or infinite, naming it */
+    int n_batch;       /**< -b: the most positions model_forward_batch() takes at once (chapter 7 on) */
 } ModelOptions;
 
 /** A chapter's model. Each chapter defines the struct its own way. */
@@ -70,6 +71,17 @@ const ModelConfig *model_config(const Model *m);
  * Returns a (vocab_size) array owned by the model, valid until the next call.
  */
 const float *model_forward(Model *m, const int *tokens, int n);
+
+/**
+ * The logits of several positions at once: row j of @p out (n - first rows of vocab_size
+ * floats) predicts the token after tokens[first + j], exactly as model_forward(m, tokens,
+ * first + j + 1) would return it. 0 <= first < n <= seq_len, and n - first <= the batch size
+ * of ModelOptions. Chapter 7 runs the positions the cache lacks through each layer together;
+ * chapters 1-6 do not define it, and the driver's own definition (src/main.c, a weak symbol)
+ * calls model_forward() once per row for them. Returns the rows written: all n - first (the
+ * driver's version stops early after Ctrl-C, as its loop would).
+ */
+int model_forward_batch(Model *m, const int *tokens, int first, int n, float *out);
 
 /** Bytes of weights read from memory to produce one token (for GB/s figures). */
 size_t model_weight_bytes(const Model *m);
