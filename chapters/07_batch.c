@@ -962,28 +962,27 @@ typedef struct {
  * head h / (n_heads / n_kv_heads), and writes only its own row of a->att and
  * its own slice of a->xb: heads need no coordination.
  */
-static void attention_heads(void *arg, int begin, int end, int thread) {
-    const AttentionTask *task = arg;
-    const ModelConfig *c = &task->m->cfg;
-    Activations *a = &task->m->a;
-    int l = task->l, pos = task->pos;
-    (void)thread;
+/** Query head @p h of position @p pos in layer @p l: scores into @p att (pos + 1 floats), softmax, weighted values into out. */
+static void attend_head(const Model *m, int l, int pos, int h, const float *q, float *out, float *att) {
+    const ModelConfig *c = &m->cfg;
     int group = c->n_heads / c->n_kv_heads;
     size_t layer = (size_t)l * (size_t)c->seq_len * (size_t)c->kv_dim;
-    float scale = sqrtf((float)c->head_size);
-    for (int h = begin; h < end; h++) {
-        const float *q = task->q + h * c->head_size;
-        float *att = a->att + (size_t)h * (size_t)c->seq_len;
-        size_t head = (size_t)(h / group) * (size_t)c->head_size;
-        simd_attention_scores(att, q, key_cache(task->m, l, h / group), pos + 1, c->head_size, scale);
-        softmax(att, pos + 1);
-        float *out = task->out + h * c->head_size;
-        memset(out, 0, sizeof(float) * (size_t)c->head_size);
-        for (int t = 0; t <= pos; t++) {
-            const float *v = a->values + layer + (size_t)t * (size_t)c->kv_dim + head;
-            simd_axpy(out, att[t], v, c->head_size);
-        }
-    }
+    size_t head = (size_t)(h / group) * (size_t)c->head_size;
+    simd_attention_scores(att, q + h * c->head_size, key_cache(m, l, h / group), pos + 1, c->head_size,
+                          sqrtf((float)c->head_size));
+    softmax(att, pos + 1);
+    out += h * c->head_size;
+    memset(out, 0, sizeof(float) * (size_t)c->head_size);
+    for (int t = 0; t <= pos; t++)
+        simd_axpy(out, att[t], m->a.values + layer + (size_t)t * (size_t)c->kv_dim + head, c->head_size);
+}
+
+static void attention_heads(void *arg, int begin, int end, int thread) {
+    const AttentionTask *task = arg;
+    (void)thread;
+    for (int h = begin; h < end; h++)
+        attend_head(task->m, task->l, task->pos, h, task->q, task->out,
+                    task->m->a.att + (size_t)h * (size_t)task->m->cfg.seq_len);
 }
 
 /** Causal attention of one position over positions 0..pos of layer l, heads shared among threads; result in a->xb. */
@@ -1052,9 +1051,10 @@ typedef struct Batch {
     BlockQ8_K *xk;                           // (cap, widest / 256)
     float *xh;                               // (cap, widest)
     MatmulTask *steps;                       // (cap)  one matmul step as chapter 6 runs it, per position
+    float *att;                              // (threads, seq_len)  each thread's attention scores
 } Batch;
 
-static void alloc_batch(Batch *b, const ModelConfig *c, int cap) {
+static void alloc_batch(Batch *b, const ModelConfig *c, int cap, int threads) {
     size_t n = (size_t)cap, widest = (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim);
     b->cap = cap;
     b->x = xcalloc(checked_mul(n, (size_t)c->dim, "batch"), sizeof(float));
@@ -1070,11 +1070,12 @@ static void alloc_batch(Batch *b, const ModelConfig *c, int cap) {
     b->xk = xcalloc(checked_mul(n, widest / QK_K + 1, "batch"), sizeof(BlockQ8_K));
     b->xh = xcalloc(checked_mul(n, widest, "batch"), sizeof(float));
     b->steps = xcalloc(n, sizeof(MatmulTask));
+    b->att = xcalloc(checked_mul((size_t)threads, (size_t)c->seq_len, "batch"), sizeof(float));
 }
 
 static void free_batch(Batch *b) {
     free(b->x); free(b->xb); free(b->q); free(b->k); free(b->hb); free(b->hb2); free(b->rope);
-    free(b->xq); free(b->xd); free(b->xs); free(b->xk); free(b->xh); free(b->steps);
+    free(b->xq); free(b->xd); free(b->xs); free(b->xk); free(b->xh); free(b->steps); free(b->att);
 }
 
 /** A matmul step for a batch: steps[p] is the step of position p, with its own input and outputs. */
@@ -1180,19 +1181,45 @@ static void batch_rows(void *arg, int begin, int end, int thread) {
     }
 }
 
+/** Positions [begin, end) of a batch step: each one's input rounded into its own rows (a ThreadTask). */
+static void round_inputs(void *arg, int begin, int end, int thread) {
+    Model *m = arg;
+    Batch *b = m->batch;
+    const ModelConfig *c = &m->cfg;
+    size_t widest = (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim), blocks = widest / QK + 1;
+    (void)thread;
+    for (int p = begin; p < end; p++)
+        round_input(&b->steps[p], b->xq + (size_t)p * blocks, b->xd + (size_t)p * blocks, b->xs + (size_t)p * blocks,
+                    b->xk + (size_t)p * (widest / QK_K + 1), b->xh + (size_t)p * widest);
+}
+
 /** Run the @p n_pos steps of m->batch.steps (each position's inputs rounded into its own rows) on the threads. */
 static void run_batch(Model *m, int n_pos) {
     Batch *b = m->batch;
-    const ModelConfig *c = &m->cfg;
-    size_t widest = (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim);
+    threadpool_for(m->pool, n_pos, min_items_per_thread((size_t)b->steps[0].n_in * 4), round_inputs, m);
     int n_rows = 0;
-    for (int p = 0; p < n_pos; p++)
-        n_rows = round_input(&b->steps[p], b->xq + (size_t)p * (widest / QK + 1), b->xd + (size_t)p * (widest / QK + 1),
-                             b->xs + (size_t)p * (widest / QK + 1), b->xk + (size_t)p * (widest / QK_K + 1),
-                             b->xh + (size_t)p * widest);
+    for (int k = 0; k < b->steps[0].n_parts; k++) n_rows += b->steps[0].part[k].n_out;
+    if (b->steps[0].swiglu) n_rows = b->steps[0].part[0].n_out;
     BatchStep s = {b->steps, n_pos};
     size_t work = (size_t)b->steps[0].n_in * (size_t)n_pos * (b->steps[0].swiglu ? 2 : 1);
     threadpool_for(m->pool, n_rows, min_items_per_thread(work), batch_rows, &s);
+}
+
+/** One layer's attention for a batch: position first + item / n_heads, head item % n_heads (a ThreadTask). */
+typedef struct {
+    Model *m;
+    int l, first;
+} BatchAttention;
+
+static void batch_attention_items(void *arg, int begin, int end, int thread) {
+    const BatchAttention *t = arg;
+    const ModelConfig *c = &t->m->cfg;
+    Batch *b = t->m->batch;
+    for (int i = begin; i < end; i++) {
+        int p = i / c->n_heads, h = i % c->n_heads;
+        attend_head(t->m, t->l, t->first + p, h, b->q + (size_t)p * c->dim, b->xb + (size_t)p * c->dim,
+                    b->att + (size_t)thread * (size_t)c->seq_len);
+    }
 }
 
 /** Positions [first, n) of @p tokens (n - first <= the batch's capacity) through every layer; streams in batch.x. */
@@ -1223,8 +1250,11 @@ static void forward_positions(Model *m, const int *tokens, int first, int n) {
             rope(b->k + (size_t)p * kv, c->n_kv_heads, c->head_size, c->rope_dim, cs);
             store_key(m, l, first + p, b->k + (size_t)p * kv);
         }
-        for (int p = 0; p < np; p++) { /* causal: position first + p sees positions 0 .. first + p */
-            attention(m, l, first + p, b->q + (size_t)p * d, b->xb + (size_t)p * d);
+        /* causal: position first + p sees positions 0 .. first + p; every (position, head) is one item */
+        BatchAttention task = {m, l, first};
+        size_t work = 2 * (size_t)(first + np) * (size_t)c->head_size;
+        threadpool_for(m->pool, np * c->n_heads, min_items(MIN_ATTENTION_WORK_PER_THREAD, work), batch_attention_items, &task);
+        for (int p = 0; p < np; p++) {
             b->steps[p] = (MatmulTask){{{b->x + (size_t)p * d, &L->wo, d, 1}}, 1, d, 0, b->xb + (size_t)p * d,
                                        NULL, NULL, NULL, NULL, NULL};
         }
@@ -1407,7 +1437,7 @@ static int reusable_prefix(const Activations *a, const int *tokens, int n) {
 static Batch *batch_of(Model *m) {
     if (!m->batch) {
         m->batch = xcalloc(1, sizeof(Batch));
-        alloc_batch(m->batch, &m->cfg, m->n_batch);
+        alloc_batch(m->batch, &m->cfg, m->n_batch, threadpool_threads(m->pool));
     }
     return m->batch;
 }
