@@ -1131,6 +1131,34 @@ static void tile_q4_0(float out[TILE_POSITIONS][8], const BlockQ4_0 *w, const Ma
 }
 #endif
 
+#if SIMD_X86
+enum { TILE_POSITIONS_Q8 = 4 }; /* Q8_0 needs |w| and w's signs: 16 weight registers, so fewer positions */
+
+/**
+ * Rows i..i+7 of a Q8_0 matrix times TILE_POSITIONS_Q8 positions: what
+ * simd_dot_q8_8rows() computes for each, bit for bit.
+ */
+static void tile_q8_0(float out[TILE_POSITIONS_Q8][8], const BlockQ8 *w, const MatmulTask *const *x, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ8);
+    __m256 acc[TILE_POSITIONS_Q8];
+    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) acc[p] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b);
+        __m256i wq[8];
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) wq[k] = load_qs((const BlockQ8 *)(col + row_bytes * (size_t)k));
+        __m256 dw = _mm256_cvtph_ps(halves_of_8_rows(col, row_bytes));
+        _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) {
+            __m256i xq = load_qs(x[p]->xq + b), s8[8];
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) s8[k] = block_products(wq[k], xq);
+            __m256 isum = _mm256_cvtepi32_ps(sum_8x8(s8));
+            __m256 scales = _mm256_mul_ps(dw, _mm256_set1_ps(x[p]->xd[b]));
+            acc[p] = _mm256_add_ps(acc[p], _mm256_mul_ps(isum, scales));
+        }
+    }
+    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) _mm256_storeu_ps(out[p], acc[p]);
+}
+#endif
+
 /** Rows [lo, hi) of part @p k of a batch step, for every position. */
 static void batch_range(const BatchStep *s, int k, int lo, int hi) {
     int i = lo;
@@ -1152,6 +1180,26 @@ static void batch_range(const BatchStep *s, int k, int lo, int hi) {
                 const MatmulTask *t = &s->steps[p];
                 float r[8];
                 simd_dot_q4_0_8rows(r, rows, t->xq, t->xd, t->xs, nb);
+                put_rows(&t->part[k], i, r, 8);
+            }
+        }
+    }
+    if (w->type == Q_Q8_0 && s->n_pos >= TILE_POSITIONS_Q8) {
+        int nb = s->steps[0].n_in / QK;
+        for (; i + 8 <= hi; i += 8) {
+            const BlockQ8 *rows = (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes);
+            int p = 0;
+            for (; p + TILE_POSITIONS_Q8 <= s->n_pos; p += TILE_POSITIONS_Q8) {
+                const MatmulTask *x[TILE_POSITIONS_Q8];
+                float r[TILE_POSITIONS_Q8][8];
+                for (int q = 0; q < TILE_POSITIONS_Q8; q++) x[q] = &s->steps[p + q];
+                tile_q8_0(r, rows, x, nb);
+                for (int q = 0; q < TILE_POSITIONS_Q8; q++) put_rows(&s->steps[p + q].part[k], i, r[q], 8);
+            }
+            for (; p < s->n_pos; p++) {
+                const MatmulTask *t = &s->steps[p];
+                float r[8];
+                simd_dot_q8_8rows(r, rows, t->xq, t->xd, nb);
                 put_rows(&t->part[k], i, r, 8);
             }
         }
