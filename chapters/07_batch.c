@@ -1084,7 +1084,7 @@ typedef struct {
     int n_pos;
 } BatchStep;
 
-enum { TILE_POSITIONS = 6 }; /* positions per Q4_0 tile: 6 accumulators beside 8 + 1 weight registers */
+enum { TILE_POSITIONS = 6, ROW_BLOCK = 128 }; /* positions per Q4_0 tile: 6 accumulators beside 8 + 1 weight registers */
 
 #if SIMD_X86
 /**
@@ -1166,17 +1166,24 @@ static void batch_range(const BatchStep *s, int k, int lo, int hi) {
     const QTensor *w = s->steps[0].part[k].w;
     if (w->type == Q_Q4_0 && s->n_pos >= TILE_POSITIONS) {
         int nb = s->steps[0].n_in / QK;
-        for (; i + 8 <= hi; i += 8) { /* eight rows stay in L1 while every position passes */
-            const BlockQ4_0 *rows = (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes);
-            int p = 0;
-            for (; p + TILE_POSITIONS <= s->n_pos; p += TILE_POSITIONS) {
+        /* a block of ROW_BLOCK rows stays in L2 while the position groups pass; a group's
+         * inputs stay in L1 while its rows pass */
+        int whole = i + (hi - i) / 8 * 8;
+        for (int r0 = i; r0 < whole; r0 += ROW_BLOCK) {
+            int r1 = r0 + ROW_BLOCK < whole ? r0 + ROW_BLOCK : whole;
+            for (int p = 0; p + TILE_POSITIONS <= s->n_pos; p += TILE_POSITIONS) {
                 const MatmulTask *x[TILE_POSITIONS];
-                float r[TILE_POSITIONS][8];
                 for (int q = 0; q < TILE_POSITIONS; q++) x[q] = &s->steps[p + q];
-                tile_q4_0(r, rows, x, nb);
-                for (int q = 0; q < TILE_POSITIONS; q++) put_rows(&s->steps[p + q].part[k], i, r[q], 8);
+                for (int r = r0; r < r1; r += 8) {
+                    float out[TILE_POSITIONS][8];
+                    tile_q4_0(out, (const BlockQ4_0 *)(w->data + (size_t)r * w->row_bytes), x, nb);
+                    for (int q = 0; q < TILE_POSITIONS; q++) put_rows(&s->steps[p + q].part[k], r, out[q], 8);
+                }
             }
-            for (; p < s->n_pos; p++) {
+        }
+        for (; i + 8 <= hi; i += 8) { /* the positions left over after the last whole group */
+            const BlockQ4_0 *rows = (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes);
+            for (int p = s->n_pos / TILE_POSITIONS * TILE_POSITIONS; p < s->n_pos; p++) {
                 const MatmulTask *t = &s->steps[p];
                 float r[8];
                 simd_dot_q4_0_8rows(r, rows, t->xq, t->xd, t->xs, nb);
