@@ -79,6 +79,7 @@
 #include "q8_kernels.h"
 #include "quants.h"
 #include "threadpool.h"
+#include "tiles.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -1084,135 +1085,47 @@ typedef struct {
     int n_pos;
 } BatchStep;
 
-enum { TILE_POSITIONS = 6, ROW_BLOCK = 128 }; /* positions per Q4_0 tile: 6 accumulators beside 8 + 1 weight registers */
-
-#if SIMD_X86
 /**
- * Rows i..i+7 of a Q4_0 matrix times TILE_POSITIONS positions: what
- * simd_dot_q4_0_8rows() computes for each position, bit for bit, with each
- * weight block unpacked once for all of them. Lane k of acc[p] is row k's sum
- * for position p, added block after block exactly as there.
+ * The bytes of weight rows a thread keeps in its L2 cache while every group
+ * of positions passes over them: a quarter of a 1 MiB L2, so that the
+ * rows, the inputs of a group and the outputs all stay.
  */
-static void tile_q4_0(float out[TILE_POSITIONS][8], const BlockQ4_0 *w, const MatmulTask *const *x, int nb) {
-    const size_t row_bytes = (size_t)nb * sizeof(BlockQ4_0);
-    const __m256i low4 = _mm256_set1_epi8(15);
-    __m256 acc[TILE_POSITIONS];
-    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS; p++) acc[p] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *col = (const uint8_t *)(w + b);
-        __m256i lo[4], hi[4];
-        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
-            __m256i two = q4_0_rows_k_and_k4(col + row_bytes * (size_t)k, 4 * row_bytes);
-            lo[k] = _mm256_and_si256(two, low4);
-            hi[k] = _mm256_and_si256(_mm256_srli_epi16(two, 4), low4);
-        }
-        __m256 dw = _mm256_cvtph_ps(halves_of_8_rows(col, row_bytes));
-        _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS; p++) {
-            __m256i x_lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[p]->xq[b].qs));
-            __m256i x_hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x[p]->xq[b].qs + 16)));
-            __m256i s[4];
-            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-                s[k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo[k], x_lo), hi[k], x_hi);
-#elif defined(__AVXVNNI__)
-                s[k] = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo[k], x_lo), hi[k], x_hi);
-#else
-                __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[k], x_lo), _mm256_maddubs_epi16(hi[k], x_hi));
-                s[k] = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-#endif
-            }
-            __m256i rows = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-            __m256i isum = _mm256_sub_epi32(rows, _mm256_set1_epi32(x[p]->xs[b] * 8));
-            __m256 scales = _mm256_mul_ps(dw, _mm256_set1_ps(x[p]->xd[b]));
-            acc[p] = _mm256_add_ps(acc[p], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scales));
-        }
-    }
-    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS; p++) _mm256_storeu_ps(out[p], acc[p]);
-}
-#endif
+enum { ROW_BLOCK_BYTES = 256 << 10 };
 
-#if SIMD_X86
-enum { TILE_POSITIONS_Q8 = 4 }; /* Q8_0 needs |w| and w's signs: 16 weight registers, so fewer positions */
+/** A position's rounded input, as the tiles take it (src/tiles.h). */
+static TileInput tile_input(const MatmulTask *t) { return (TileInput){t->x, t->xq, t->xd, t->xs, t->xk, t->xh}; }
 
 /**
- * Rows i..i+7 of a Q8_0 matrix times TILE_POSITIONS_Q8 positions: what
- * simd_dot_q8_8rows() computes for each, bit for bit.
+ * Rows [lo, hi) of part @p k of a batch step, for every position. The rows
+ * go in blocks of about ROW_BLOCK_BYTES; within a block, each group of
+ * tile.positions positions passes over every tile of tile.rows rows, so each
+ * weight is read from memory once per block and from L2 once per group. The
+ * rows and positions that fill no whole tile take chapter 6's kernels.
  */
-static void tile_q8_0(float out[TILE_POSITIONS_Q8][8], const BlockQ8 *w, const MatmulTask *const *x, int nb) {
-    const size_t row_bytes = (size_t)nb * sizeof(BlockQ8);
-    __m256 acc[TILE_POSITIONS_Q8];
-    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) acc[p] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *col = (const uint8_t *)(w + b);
-        __m256i wq[8];
-        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) wq[k] = load_qs((const BlockQ8 *)(col + row_bytes * (size_t)k));
-        __m256 dw = _mm256_cvtph_ps(halves_of_8_rows(col, row_bytes));
-        _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) {
-            __m256i xq = load_qs(x[p]->xq + b), s8[8];
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) s8[k] = block_products(wq[k], xq);
-            __m256 isum = _mm256_cvtepi32_ps(sum_8x8(s8));
-            __m256 scales = _mm256_mul_ps(dw, _mm256_set1_ps(x[p]->xd[b]));
-            acc[p] = _mm256_add_ps(acc[p], _mm256_mul_ps(isum, scales));
-        }
-    }
-    _Pragma("GCC unroll 8") for (int p = 0; p < TILE_POSITIONS_Q8; p++) _mm256_storeu_ps(out[p], acc[p]);
-}
-#endif
-
-/** Rows [lo, hi) of part @p k of a batch step, for every position. */
 static void batch_range(const BatchStep *s, int k, int lo, int hi) {
-    int i = lo;
-#if SIMD_X86
     const QTensor *w = s->steps[0].part[k].w;
-    if (w->type == Q_Q4_0 && s->n_pos >= TILE_POSITIONS) {
-        int nb = s->steps[0].n_in / QK;
-        /* a block of ROW_BLOCK rows stays in L2 while the position groups pass; a group's
-         * inputs stay in L1 while its rows pass */
-        int whole = i + (hi - i) / 8 * 8;
-        for (int r0 = i; r0 < whole; r0 += ROW_BLOCK) {
-            int r1 = r0 + ROW_BLOCK < whole ? r0 + ROW_BLOCK : whole;
-            for (int p = 0; p + TILE_POSITIONS <= s->n_pos; p += TILE_POSITIONS) {
-                const MatmulTask *x[TILE_POSITIONS];
-                for (int q = 0; q < TILE_POSITIONS; q++) x[q] = &s->steps[p + q];
-                for (int r = r0; r < r1; r += 8) {
-                    float out[TILE_POSITIONS][8];
-                    tile_q4_0(out, (const BlockQ4_0 *)(w->data + (size_t)r * w->row_bytes), x, nb);
-                    for (int q = 0; q < TILE_POSITIONS; q++) put_rows(&s->steps[p + q].part[k], r, out[q], 8);
+    const Tile tile = tile_for(w->type);
+    int n_in = s->steps[0].n_in, tiled_rows = lo;
+    if (tile.rows && s->n_pos >= tile.positions) {
+        int whole = lo + (hi - lo) / tile.rows * tile.rows, groups = s->n_pos / tile.positions * tile.positions;
+        size_t fit = ROW_BLOCK_BYTES / w->row_bytes / (size_t)tile.rows * (size_t)tile.rows;
+        int block = fit > (size_t)tile.rows ? (int)(fit < (size_t)INT32_MAX / 2 ? fit : (size_t)INT32_MAX / 2) : tile.rows;
+        for (int r0 = lo; r0 < whole; r0 += block) {
+            int r1 = whole - r0 > block ? r0 + block : whole;
+            for (int p = 0; p < groups; p += tile.positions) {
+                TileInput in[TILE_MAX_POSITIONS];
+                for (int q = 0; q < tile.positions; q++) in[q] = tile_input(&s->steps[p + q]);
+                for (int r = r0; r < r1; r += tile.rows) {
+                    float out[TILE_MAX_POSITIONS * TILE_MAX_ROWS];
+                    tile.fn(out, w->data + (size_t)r * w->row_bytes, w->row_bytes, in, n_in);
+                    for (int q = 0; q < tile.positions; q++) put_rows(&s->steps[p + q].part[k], r, out + q * tile.rows, tile.rows);
                 }
             }
         }
-        for (; i + 8 <= hi; i += 8) { /* the positions left over after the last whole group */
-            const BlockQ4_0 *rows = (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes);
-            for (int p = s->n_pos / TILE_POSITIONS * TILE_POSITIONS; p < s->n_pos; p++) {
-                const MatmulTask *t = &s->steps[p];
-                float r[8];
-                simd_dot_q4_0_8rows(r, rows, t->xq, t->xd, t->xs, nb);
-                put_rows(&t->part[k], i, r, 8);
-            }
-        }
+        for (int p = groups; p < s->n_pos; p++) matmul_range(&s->steps[p], &s->steps[p].part[k], lo, whole);
+        tiled_rows = whole;
     }
-    if (w->type == Q_Q8_0 && s->n_pos >= TILE_POSITIONS_Q8) {
-        int nb = s->steps[0].n_in / QK;
-        for (; i + 8 <= hi; i += 8) {
-            const BlockQ8 *rows = (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes);
-            int p = 0;
-            for (; p + TILE_POSITIONS_Q8 <= s->n_pos; p += TILE_POSITIONS_Q8) {
-                const MatmulTask *x[TILE_POSITIONS_Q8];
-                float r[TILE_POSITIONS_Q8][8];
-                for (int q = 0; q < TILE_POSITIONS_Q8; q++) x[q] = &s->steps[p + q];
-                tile_q8_0(r, rows, x, nb);
-                for (int q = 0; q < TILE_POSITIONS_Q8; q++) put_rows(&s->steps[p + q].part[k], i, r[q], 8);
-            }
-            for (; p < s->n_pos; p++) {
-                const MatmulTask *t = &s->steps[p];
-                float r[8];
-                simd_dot_q8_8rows(r, rows, t->xq, t->xd, nb);
-                put_rows(&t->part[k], i, r, 8);
-            }
-        }
-    }
-#endif
-    for (int p = 0; p < s->n_pos; p++) matmul_range(&s->steps[p], &s->steps[p].part[k], i, hi);
+    for (int p = 0; p < s->n_pos; p++) matmul_range(&s->steps[p], &s->steps[p].part[k], tiled_rows, hi);
 }
 
 /** Rows [begin, end) of a batch step (a ThreadTask), as matmul_rows() cuts a step's range. */
