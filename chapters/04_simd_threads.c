@@ -655,7 +655,7 @@ static void forward_position(Model *m, int token, int pos) {
 Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
     Llama2cCheckpoint ckpt = llama2c_open(path, "chapter 4");
-    if (opts && opts->check_tensors) llama2c_check_tensors(&ckpt, path); /* before quantizing hides a NaN */
+    if (opts && opts->check_tensors) llama2c_check_tensors(&ckpt, path); /* on the file's floats, so the row named is the file's */
     m->cfg = ckpt.cfg;
     int verbose = opts && opts->verbose;
     Loader count = {&ckpt.file, 0, NULL, 0, verbose}; /* a dry run: how many bytes the model needs */
