@@ -8,11 +8,11 @@
 #     chain quick, tests/t_ch04.sh in full).
 #  5. x86 kernels: every simd chapter's AVX2 path (-march=haswell) against the host build
 #     (chapter 4 against chapter 3, the GGUF chapters' logits bit for bit and their kernel
-#     check), and the native kernels in chapter 4's unit test.
+#     check), and the native kernels in the unit tests of chapter 4 and of chapter 7's tiles.
 #  6. ARM64: every simd chapter (and the plain chapter before the first, for its portability
-#     check) cross-compiled with NEON (+dotprod), run under qemu: tests/t_ch04.sh and
-#     unit_ch04, and for each GGUF chapter its logits = the host build's, bit for bit, and
-#     its kernel check.
+#     check) cross-compiled with NEON (+dotprod), run under qemu: tests/t_ch04.sh,
+#     unit_ch04 and unit_tiles, and for each GGUF chapter its logits = the host build's, bit
+#     for bit, and its kernel check.
 #  7. ThreadSanitizer: every simd chapter, a short generation and teacher-forced logits with
 #     several threads on a model of the format it reads; the newest GGUF chapter, 200 tokens
 #     with 7 threads on a Q4_0 file; and the pool's unit test.
@@ -136,14 +136,14 @@ x86_stage() {
     # t_gguf.sh, given a HOST_BUILD, checks each GGUF chapter's logits against the host's, bit for bit
     # shellcheck disable=SC2046
     if build_only "AVX2 (-march=haswell)" "$log" CC="$CC" ARCH=haswell CFLAGS=-march=haswell BUILD="$dir" \
-        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04"; then
+        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles"; then
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_ch04 HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_gguf.sh HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 1 t_unit
     fi
-    # the native kernels in the unit test (the Makefile builds unit tests without -march)
+    # the native kernels in the unit tests (the Makefile builds unit tests without -march)
     if build_only "native SIMD unit test" "$log" CC="$CC" CFLAGS=-march=native BUILD="$native" \
-        "$native/tests/unit_ch04"; then
+        "$native/tests/unit_ch04" "$native/tests/unit_tiles"; then
         tests_only "native SIMD unit test" "$native" 1 t_unit
     fi
     rm -f "$log"
@@ -160,10 +160,10 @@ arm64_stage() {
         if ! command -v "$qemu" >/dev/null; then result skip "ARM64 NEON under qemu" "$qemu is not installed"; return; fi
     fi
     local log; log=$(mktemp)
-    # the chapters with the dot-product extension (sdot); the unit test without (-march default: plain NEON)
+    # the chapters with the dot-product extension (sdot); the unit tests without (-march default: plain NEON)
     # shellcheck disable=SC2046
     if build_only "ARM64 (armv8.2-a+dotprod)" "$log" CC="$cross" ARCH=armv8.2-a+dotprod BUILD="$dir" \
-        $(targets "$dir" $LAST_PLAIN $SIMD_CHAPTERS) "$dir/tests/unit_ch04"; then
+        $(targets "$dir" $LAST_PLAIN $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles"; then
         tests_only "ARM64 under qemu" "$dir" 1 t_ch04 HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
         tests_only "ARM64 under qemu" "$dir" 1 t_gguf.sh HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
     fi

@@ -10,7 +10,8 @@
 # A cross build (tests/run_all.sh's arm64 stage) sets RUNNER (e.g. "qemu-aarch64 -L
 # /usr/aarch64-linux-gnu") and HOST_BUILD (the native build with ch03, mksynth and
 # logits_cmp): chapter 4 then runs under RUNNER and is compared with the host's chapter 3,
-# and this file also runs the cross-built unit test (tests/unit_ch04.c) under RUNNER.
+# and this file also runs the cross-built unit tests (tests/unit_ch04.c, and tests/unit_tiles.c
+# where it was built) under RUNNER.
 # QUICK=1 (sanitizer and clang passes, qemu): threads 1 and 3 only, and the real models
 # with 64 positions.
 RUNNER=${RUNNER:-}
@@ -112,15 +113,19 @@ if [ -n "$RUNNER" ] && [ -x "$CH04" ] && [ -x "$HOST_BUILD/ch03" ]; then
     fi
 fi
 
-# A cross build's unit test runs here, under the runner (tests/t_unit.sh runs native ones).
-if [ -n "$RUNNER" ] && [ -x "$BUILD/tests/unit_ch04" ]; then
-    $RUNNER "$BUILD/tests/unit_ch04" >"$TMP/unit.out" 2>"$TMP/unit.err"
-    rc=$?
-    while IFS= read -r line; do
-        case "$line" in
-        "ok    "*) ok "unit_ch04 (cross): ${line#ok    }" ;;
-        "FAIL  "*) rest=${line#FAIL  }; bad "unit_ch04 (cross): ${rest%%: *}" "${rest#*: }" ;;
-        esac
-    done <"$TMP/unit.out"
-    [ "$rc" -eq 0 ] || bad "unit_ch04 (cross)" "exit status $rc: $(tail -c 200 "$TMP/unit.err")"
+# A cross build's unit tests run here, under the runner (tests/t_unit.sh runs native ones):
+# chapter 4's, and chapter 7's tiles against the one-position kernels where it was built.
+if [ -n "$RUNNER" ]; then
+    for unit in unit_ch04 unit_tiles; do
+        [ -x "$BUILD/tests/$unit" ] || continue
+        $RUNNER "$BUILD/tests/$unit" >"$TMP/unit.out" 2>"$TMP/unit.err"
+        rc=$?
+        while IFS= read -r line; do
+            case "$line" in
+            "ok    "*) ok "$unit (cross): ${line#ok    }" ;;
+            "FAIL  "*) rest=${line#FAIL  }; bad "$unit (cross): ${rest%%: *}" "${rest#*: }" ;;
+            esac
+        done <"$TMP/unit.out"
+        [ "$rc" -eq 0 ] || bad "$unit (cross)" "exit status $rc: $(tail -c 200 "$TMP/unit.err")"
+    done
 fi
