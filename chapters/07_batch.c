@@ -1034,6 +1034,13 @@ static void forward_position(Model *m, int token, int pos) {
  * outputs are produced changes.
  */
 
+/**
+ * Attention for a batch: the queries of ATT_GROUP consecutive positions of
+ * one head share every key and value they load (group_scores(),
+ * group_values()); one position's attention loads each key for one query.
+ */
+enum { ATT_GROUP = 4 };
+
 /** Scratch rows for a batch of up to @c cap positions (row p belongs to position first + p). */
 typedef struct Batch {
     int cap;
@@ -1044,7 +1051,8 @@ typedef struct Batch {
     BlockQ8_K *xk;                           // (cap, widest / 256)
     float *xh;                               // (cap, widest)
     MatmulTask *steps;                       // (cap)  one matmul step as chapter 6 runs it, per position
-    float *att;                              // (threads, seq_len)  each thread's attention scores
+    float *att;                              // (threads, ATT_GROUP, att_stride)  each thread's attention scores
+    size_t att_stride;                       // key_tiles() * KEY_TILE: a score row, in whole key tiles
 } Batch;
 
 static void alloc_batch(Batch *b, const ModelConfig *c, int cap, int threads) {
@@ -1063,7 +1071,8 @@ static void alloc_batch(Batch *b, const ModelConfig *c, int cap, int threads) {
     b->xk = xcalloc(checked_mul(n, widest / QK_K + 1, "batch"), sizeof(BlockQ8_K));
     b->xh = xcalloc(checked_mul(n, widest, "batch"), sizeof(float));
     b->steps = xcalloc(n, sizeof(MatmulTask));
-    b->att = xcalloc(checked_mul((size_t)threads, (size_t)c->seq_len, "batch"), sizeof(float));
+    b->att_stride = key_tiles(c) * KEY_TILE;
+    b->att = xcalloc(checked_mul(checked_mul((size_t)threads, ATT_GROUP, "batch"), b->att_stride, "batch"), sizeof(float));
 }
 
 static void free_batch(Batch *b) {
@@ -1191,20 +1200,140 @@ static void run_batch(Model *m, int n_pos) {
     threadpool_for(m->pool, n_rows, min_items_per_thread(work), batch_rows, &s);
 }
 
-/** One layer's attention for a batch: position first + item / n_heads, head item % n_heads (a ThreadTask). */
+#if !(SIMD_AVX512 || SIMD_AVX2 || SIMD_NEON)
+/* Without SIMD a register of lanes is one float: the same code, one lane wide. */
+typedef float VecF;
+enum { LANES = 1 };
+#define vec_load(p) (*(p))
+#define vec_store(p, v) (*(p) = (v))
+#define vec_set(f) (f)
+#define vec_add(a, b) ((a) + (b))
+#define vec_mul(a, b) ((a) * (b))
+#define vec_div(a, b) ((a) / (b))
+#endif
+
+/**
+ * Scores of the ATT_GROUP queries @p q of consecutive positions over keys
+ * 0..n_max-1 of one kv head (@p kt, as key_cache() lays it out):
+ * att[g·stride + t] = (q_g · k_t) / scale. Each lane sums q[i]·k[i] over i
+ * in order, as simd_attention_scores() does, so each score is chapter 6's;
+ * each key register loaded serves the whole group. Lanes come in pairs of
+ * registers, so scores past n_max up to the pair's end are computed too, from
+ * whatever the cache holds there, and never read.
+ */
+static void group_scores(float *att, size_t stride, const float *const q[ATT_GROUP], const float *kt, int n_max,
+                         int head_size, float scale) {
+    const VecF vscale = vec_set(scale);
+    for (int t0 = 0; t0 < n_max; t0 += KEY_TILE) {
+        const float *tile = kt + (size_t)t0 * (size_t)head_size;
+        int m = n_max - t0 < KEY_TILE ? n_max - t0 : KEY_TILE;
+        for (int t = 0; t < m; t += 2 * LANES) { /* KEY_TILE is a multiple of 2 * LANES: the pair stays in the tile */
+            VecF s[ATT_GROUP][2];
+            _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) s[g][0] = s[g][1] = vec_set(0.0f);
+            for (int i = 0; i < head_size; i++) {
+                const float *row = tile + (size_t)i * KEY_TILE + t;
+                VecF k0 = vec_load(row), k1 = vec_load(row + LANES);
+                _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) {
+                    VecF qi = vec_set(q[g][i]);
+                    s[g][0] = vec_add(s[g][0], vec_mul(qi, k0));
+                    s[g][1] = vec_add(s[g][1], vec_mul(qi, k1));
+                }
+            }
+            _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) {
+                vec_store(att + (size_t)g * stride + t0 + t, vec_div(s[g][0], vscale));
+                vec_store(att + (size_t)g * stride + t0 + t + LANES, vec_div(s[g][1], vscale));
+            }
+        }
+    }
+}
+
+/**
+ * Elements j .. j + W·LANES - 1 of the group's outputs: out_g[j] =
+ * Σ_{t < n0 + g} att_g[t] · v_t[j], from 0, t in order: what attend_head()'s
+ * axpy loop leaves in memory, here summed in registers. Each value register
+ * loaded serves every query of the group that sees position t.
+ */
+static inline void group_values_lanes(float *const out[ATT_GROUP], const float *att, size_t stride, const float *v,
+                                      size_t v_stride, int n0, int j, int W) {
+    VecF acc[ATT_GROUP][2];
+    _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) acc[g][0] = acc[g][1] = vec_set(0.0f);
+    for (int t = 0; t < n0 + ATT_GROUP - 1; t++) {
+        const float *vt = v + (size_t)t * v_stride + j;
+        VecF v0 = vec_load(vt), v1 = W == 2 ? vec_load(vt + LANES) : v0;
+        _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) {
+            if (t >= n0 + g) continue; /* position t is after query g's own */
+            VecF a = vec_set(att[(size_t)g * stride + t]);
+            acc[g][0] = vec_add(acc[g][0], vec_mul(a, v0));
+            if (W == 2) acc[g][1] = vec_add(acc[g][1], vec_mul(a, v1));
+        }
+    }
+    _Pragma("GCC unroll 4") for (int g = 0; g < ATT_GROUP; g++) {
+        vec_store(out[g] + j, acc[g][0]);
+        if (W == 2) vec_store(out[g] + j + LANES, acc[g][1]);
+    }
+}
+
+/** All head_size elements of the group's outputs: pairs of registers, then single ones, then one float at a time. */
+static void group_values(float *const out[ATT_GROUP], const float *att, size_t stride, const float *v, size_t v_stride,
+                         int n0, int head_size) {
+    int j = 0;
+    for (; j + 2 * LANES <= head_size; j += 2 * LANES) group_values_lanes(out, att, stride, v, v_stride, n0, j, 2);
+    for (; j + LANES <= head_size; j += LANES) group_values_lanes(out, att, stride, v, v_stride, n0, j, 1);
+    for (; j < head_size; j++)
+        for (int g = 0; g < ATT_GROUP; g++) {
+            float sum = 0.0f;
+            for (int t = 0; t < n0 + g; t++) sum += att[(size_t)g * stride + t] * v[(size_t)t * v_stride + j];
+            out[g][j] = sum;
+        }
+}
+
+/**
+ * Head @p h of batch positions p .. p + ATT_GROUP - 1 (sequence positions
+ * first + p ...): each sees positions 0 up to its own. The scores, the
+ * softmax and the weighted values of each are attend_head()'s, bit for bit.
+ */
+static void attend_group(const Model *m, int l, int first, int p, int h, float *att) {
+    const ModelConfig *c = &m->cfg;
+    const Batch *b = m->batch;
+    int group = c->n_heads / c->n_kv_heads, n0 = first + p + 1; /* query g sees n0 + g positions */
+    const float *q[ATT_GROUP];
+    float *out[ATT_GROUP];
+    for (int g = 0; g < ATT_GROUP; g++) {
+        q[g] = b->q + (size_t)(p + g) * (size_t)c->dim + (size_t)h * (size_t)c->head_size;
+        out[g] = b->xb + (size_t)(p + g) * (size_t)c->dim + (size_t)h * (size_t)c->head_size;
+    }
+    group_scores(att, b->att_stride, q, key_cache(m, l, h / group), n0 + ATT_GROUP - 1, c->head_size,
+                 sqrtf((float)c->head_size));
+    for (int g = 0; g < ATT_GROUP; g++) softmax(att + (size_t)g * b->att_stride, n0 + g);
+    size_t layer = (size_t)l * (size_t)c->seq_len * (size_t)c->kv_dim;
+    const float *v = m->a.values + layer + (size_t)(h / group) * (size_t)c->head_size;
+    group_values(out, att, b->att_stride, v, (size_t)c->kv_dim, n0, c->head_size);
+}
+
+/**
+ * One layer's attention for a batch, as the threads see it: item i < groups ·
+ * n_heads is head i % n_heads of the group of positions ATT_GROUP · (i /
+ * n_heads); the positions after the last whole group are one item per
+ * (position, head), with chapter 6's attend_head().
+ */
 typedef struct {
     Model *m;
-    int l, first;
+    int l, first, np;
 } BatchAttention;
 
 static void batch_attention_items(void *arg, int begin, int end, int thread) {
     const BatchAttention *t = arg;
     const ModelConfig *c = &t->m->cfg;
     Batch *b = t->m->batch;
+    float *att = b->att + (size_t)thread * ATT_GROUP * b->att_stride;
+    int grouped = t->np / ATT_GROUP * c->n_heads; /* the items of whole groups */
     for (int i = begin; i < end; i++) {
-        int p = i / c->n_heads, h = i % c->n_heads;
-        attend_head(t->m, t->l, t->first + p, h, b->q + (size_t)p * c->dim, b->xb + (size_t)p * c->dim,
-                    b->att + (size_t)thread * (size_t)c->seq_len);
+        if (i < grouped) {
+            attend_group(t->m, t->l, t->first, i / c->n_heads * ATT_GROUP, i % c->n_heads, att);
+        } else {
+            int p = t->np / ATT_GROUP * ATT_GROUP + (i - grouped) / c->n_heads, h = (i - grouped) % c->n_heads;
+            attend_head(t->m, t->l, t->first + p, h, b->q + (size_t)p * c->dim, b->xb + (size_t)p * c->dim, att);
+        }
     }
 }
 
@@ -1219,9 +1348,11 @@ static void batch_attention(Model *m, int l, int first, int np) {
      * Task: For each position p of the batch (0..np-1, position first + p of the
      *   sequence): apply rope() to its queries (b->q row p, c->n_heads heads) and its key
      *   (b->k row p, c->n_kv_heads heads) with its own angles (b->rope row p), and put the
-     *   key into the cache with store_key(). Then run every (position, head) pair as one
-     *   item of threadpool_for(): batch_attention_items() does item i, with
-     *   BatchAttention {m, l, first} as its argument.
+     *   key into the cache with store_key(). Then run the attention items on the threads:
+     *   batch_attention_items() does items [begin, end) of threadpool_for(), with
+     *   BatchAttention {m, l, first, np} as its argument; there is one item per head for
+     *   each whole group of ATT_GROUP positions, and one per (position, head) for the
+     *   np % ATT_GROUP positions after them.
      * Contract: Row p of a batch array starts at p times its width (d, kv or rope_dim).
      *   The values are already in the cache (the Q/K/V step wrote them there). Position
      *   first + p must see the keys and values of positions 0..first + p: its own and the
@@ -1229,7 +1360,7 @@ static void batch_attention(Model *m, int l, int first, int np) {
      * Hint: Attention reads the keys of earlier positions of the same batch, so every key
      *   must be stored before any position attends. Pass the pool a minimum of items per
      *   thread as attention() does: min_items(MIN_ATTENTION_WORK_PER_THREAD, work), work
-     *   being 2 * (first + np) * head_size multiply-adds, the most any item does.
+     *   being 2 * ATT_GROUP * (first + np) * head_size multiply-adds, the most any item does.
      * Graded: The logits of every position must equal the unmodified chapter's bit for
      *   bit (teacher-forced, the whole sequence in one batch): a key stored late, a query
      *   left unrotated or a position that sees too far shows at once.
@@ -1244,10 +1375,11 @@ static void batch_attention(Model *m, int l, int first, int np) {
         rope(b->k + (size_t)p * kv, c->n_kv_heads, c->head_size, c->rope_dim, cs);
         store_key(m, l, first + p, b->k + (size_t)p * kv);
     }
-    /* causal: position first + p sees positions 0 .. first + p; every (position, head) is one item */
-    BatchAttention task = {m, l, first};
-    size_t work = 2 * (size_t)(first + np) * (size_t)c->head_size;
-    threadpool_for(m->pool, np * c->n_heads, min_items(MIN_ATTENTION_WORK_PER_THREAD, work), batch_attention_items, &task);
+    /* causal: position first + p sees positions 0 .. first + p; a head of a group of positions is one item */
+    BatchAttention task = {m, l, first, np};
+    int items = (np / ATT_GROUP + np % ATT_GROUP) * c->n_heads;
+    size_t work = 2 * ATT_GROUP * (size_t)(first + np) * (size_t)c->head_size;
+    threadpool_for(m->pool, items, min_items(MIN_ATTENTION_WORK_PER_THREAD, work), batch_attention_items, &task);
     /* EXERCISE 7.2 END */
 }
 
