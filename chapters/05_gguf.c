@@ -627,19 +627,25 @@ static float matmul_row(const MatmulTask *t, const MatmulPart *p, int i) {
 
 /**
  * Rows [lo, hi) of one part into its output. Eight rows at a time where the
- * type has such a kernel (Q8_0 and Q4_0: one row per lane, the same bits as
- * one row at a time), the rest one by one.
+ * type has such a kernel (Q8_0, Q4_0, Q4_K and Q6_K: one row per lane, the
+ * same bits as one row at a time), the rest one by one.
  */
 static void matmul_range(const MatmulTask *t, const MatmulPart *p, int lo, int hi) {
     const QTensor *w = p->w;
     int i = lo, nb = t->n_in / QK;
     if (w->type == Q_Q8_0)
         for (; i + 8 <= hi; i += 8)
-            simd_dot_q8_8rows(p->out + i, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, nb);
+            simd_dot_q8_0_8rows(p->out + i, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, t->xs, nb);
     if (w->type == Q_Q4_0)
         for (; i + 8 <= hi; i += 8)
             simd_dot_q4_0_8rows(p->out + i, (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd,
                                 t->xs, nb);
+    if (w->type == Q_Q4_K)
+        for (; i + 8 <= hi; i += 8)
+            simd_dot_q4_K_8rows(p->out + i, (const BlockQ4_K *)(w->data + (size_t)i * w->row_bytes), t->xk, t->n_in / QK_K);
+    if (w->type == Q_Q6_K)
+        for (; i + 8 <= hi; i += 8)
+            simd_dot_q6_K_8rows(p->out + i, (const BlockQ6_K *)(w->data + (size_t)i * w->row_bytes), t->xk, t->n_in / QK_K);
     for (; i < hi; i++) p->out[i] = matmul_row(t, p, i);
 }
 

@@ -205,7 +205,7 @@ static void read_config(const char *path, const GgufFile *g, ModelConfig *c) {
     if (rc == GGUF_ABSENT) fatal("%s: metadata key general.architecture is missing", path);
     if (rc != GGUF_FOUND) fatal("%s: %s", path, err);
     if (len != 5 || memcmp(arch, "llama", 5) != 0)
-        fatal("%s: architecture \"%.*s\" is not supported: chapter 6 runs llama models", path,
+        fatal("%s: architecture \"%.*s\" is not supported: chapter 7 runs llama models", path,
               (int)(len < 40 ? len : 40), arch);
     c->seq_len = required_u32(path, g, "llama.context_length", MAX_CONTEXT);
     c->dim = required_u32(path, g, "llama.embedding_length", MAX_DIM);
@@ -283,7 +283,7 @@ static void check_matrix(const char *path, const QTensor *m) {
 static QTensor load_matrix(const Loader *ld, const char *name, int rows, int cols) {
     const GgufTensor *t = find_tensor(ld->path, ld->g, name, cols, rows);
     if (quant_block_size((int)t->type) == 0)
-        fatal("%s: tensor %s: type %s is not supported by chapter 6 (it runs f32, f16, q8_0, q5_0, q4_0, q4_K, q6_K)",
+        fatal("%s: tensor %s: type %s is not supported by chapter 7 (it runs f32, f16, q8_0, q5_0, q4_0, q4_K, q6_K)",
               ld->path, name, gguf_tensor_type_name(t->type));
     QTensor m = {t->name, (int)t->type, t->data, rows, cols, 0};
     m.row_bytes = quant_row_bytes(m.type, (size_t)cols);
@@ -388,7 +388,7 @@ static Vocab *load_vocab(const char *path, const GgufFile *g, int vocab_size) {
     rc = gguf_get_string(g, "tokenizer.ggml.model", &model, &len, err, sizeof err);
     if (rc == GGUF_BAD_TYPE) fatal("%s: %s", path, err);
     if (rc == GGUF_FOUND && (len != 5 || memcmp(model, "llama", 5) != 0))
-        fatal("%s: tokenizer \"%.*s\" is not supported: chapter 6 reads SentencePiece (\"llama\") vocabularies", path,
+        fatal("%s: tokenizer \"%.*s\" is not supported: chapter 7 reads SentencePiece (\"llama\") vocabularies", path,
               (int)(len < 40 ? len : 40), model);
     if (n != (uint64_t)vocab_size)
         fatal("%s: tokenizer.ggml.tokens has %llu entries, but token_embd.weight has %d rows", path,
@@ -651,8 +651,8 @@ static void put_rows(const MatmulPart *p, int i, const float *r, int n) {
 
 /**
  * Rows [lo, hi) of one part into its output. Eight rows at a time where the
- * type has such a kernel (Q8_0 and Q4_0: one row per lane, the same bits as
- * one row at a time), the rest one by one.
+ * type has such a kernel (Q8_0, Q4_0, Q4_K and Q6_K: one row per lane, the
+ * same bits as one row at a time), the rest one by one.
  */
 static void matmul_range(const MatmulTask *t, const MatmulPart *p, int lo, int hi) {
     const QTensor *w = p->w;
@@ -660,12 +660,22 @@ static void matmul_range(const MatmulTask *t, const MatmulPart *p, int lo, int h
     float r[8];
     if (w->type == Q_Q8_0)
         for (; i + 8 <= hi; i += 8) {
-            simd_dot_q8_8rows(r, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, nb);
+            simd_dot_q8_0_8rows(r, (const BlockQ8 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, t->xs, nb);
             put_rows(p, i, r, 8);
         }
     if (w->type == Q_Q4_0)
         for (; i + 8 <= hi; i += 8) {
             simd_dot_q4_0_8rows(r, (const BlockQ4_0 *)(w->data + (size_t)i * w->row_bytes), t->xq, t->xd, t->xs, nb);
+            put_rows(p, i, r, 8);
+        }
+    if (w->type == Q_Q4_K)
+        for (; i + 8 <= hi; i += 8) {
+            simd_dot_q4_K_8rows(r, (const BlockQ4_K *)(w->data + (size_t)i * w->row_bytes), t->xk, t->n_in / QK_K);
+            put_rows(p, i, r, 8);
+        }
+    if (w->type == Q_Q6_K)
+        for (; i + 8 <= hi; i += 8) {
+            simd_dot_q6_K_8rows(r, (const BlockQ6_K *)(w->data + (size_t)i * w->row_bytes), t->xk, t->n_in / QK_K);
             put_rows(p, i, r, 8);
         }
     for (; i < hi; i++) {

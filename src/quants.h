@@ -682,6 +682,43 @@ static inline void simd_dot_q4_0_8rows(float *out, const BlockQ4_0 *w, const Blo
 }
 
 
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+/**
+ * out[k] = simd_dot_q8 of row k, for the 8 rows of @p nb Q8_0 blocks from
+ * @p w, bit for bit: chapter 4's simd_dot_q8_8rows with another way around
+ * the sign. VNNI multiplies an unsigned byte by a signed one; chapter 4 moves
+ * w's sign onto x, two instructions per block and row. Here w becomes the
+ * unsigned w + 128 (one instruction: its top bit flipped) and the excess,
+ * 128·Σx, the same for every row, is taken off once per block (@p xsum, as in
+ * the Q4_0 kernels). Each lane's sum is at most 32·255·127: exact in an int32.
+ */
+static inline void simd_dot_q8_0_8rows(float *out, const BlockQ8 *w, const BlockQ8 *x, const float *xd,
+                                       const int16_t *xsum, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ8);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
+    const __m256i top_bit = _mm256_set1_epi8(-128);
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* block b of row 0; of row k at k * row_bytes */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ8), b);
+        __m256i xq = load_qs(x + b), s[8];
+        UNROLL_8 for (int k = 0; k < 8; k++) {
+            __m256i u = _mm256_xor_si256(load_qs((const BlockQ8 *)(const void *)(col + row_bytes * (size_t)k)), top_bit);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+            s[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xq);
+#else
+            s[k] = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, xq);
+#endif
+        }
+        __m256i isum = _mm256_sub_epi32(sum_8x8(s), _mm256_set1_epi32(xsum[b] * 128)); /* lane k: block b of row k, exact */
+        __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(halves_of_8_rows(col, row_bytes)), _mm256_set1_ps(xd[b]));
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scales));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+#define HAVE_Q8_0_8ROWS 1
+#endif
+
 /** Q4_K · Q8_K: the integer sums in the lanes, the floats as in dot_q4_K_c. */
 static inline float simd_dot_q4_K(const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
     float sum = 0.0f;
@@ -740,6 +777,328 @@ static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb
     }
     return sum;
 }
+
+/**
+ * The 4 bytes at @p p, p + @p row_bytes, ... (8 rows), one row per int32
+ * lane: with AVX-512 one gather, without it plain loads (for the reason
+ * halves_of_8_rows gives).
+ */
+static inline __m256i dwords_of_8_rows(const uint8_t *p, size_t row_bytes) {
+#if defined(__AVX512VL__)
+    if (row_bytes <= (1u << 27)) { /* 7 rows' offset fits the gather's int32 (always, for real models) */
+        const int r = (int)row_bytes;
+        return _mm256_i32gather_epi32((const int *)(const void *)p, _mm256_setr_epi32(0, r, 2 * r, 3 * r, 4 * r, 5 * r, 6 * r, 7 * r), 1);
+    }
+#endif
+    uint32_t v[8];
+    for (int k = 0; k < 8; k++) memcpy(&v[k], p + row_bytes * (size_t)k, 4);
+    return _mm256_loadu_si256((const __m256i *)(const void *)v);
+}
+
+#if SIMD_AVX512
+/*
+ * Eight K-quant rows at once, one row per float lane, as simd_dot_q4_0_8rows
+ * does for Q4_0: lane k of the sum is row k's, and each super-block's term is
+ * added into it in block order, with the operations of the plain-C
+ * definition, so every lane rounds exactly as dot_q4_K_c or dot_q6_K_c does.
+ * One row at a time, a super-block ends in scalar work: its integer sum is
+ * folded out of the lanes, its 16 scales and mins are unpacked one by one and
+ * the mins' sum is taken in a scalar loop. Eight rows share that work: one
+ * tree of unpacks reduces the integer sums of all eight, the scales and mins
+ * of four rows are unpacked by one register's instructions, the float terms
+ * are eight lanes of one instruction, and the activations are loaded once.
+ * 512-bit registers: 64 quants, two sub-blocks of 32 (Q4_K) or four groups of
+ * 16 (Q6_K), per instruction.
+ */
+
+/** acc + the sums of pairs of int16 products a·b, into int32 lanes: one instruction with VNNI. */
+static inline __m512i madd16_acc(__m512i acc, __m512i a, __m512i b) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpwssd_epi32(acc, a, b);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+
+/** Eight registers of 16 int32 lanes -> lane k = the sum of register k (integers: exact in any order). */
+static inline __m256i sum_8x16(const __m512i s[8]) {
+    __m512i t[4], u[2];
+    UNROLL_8 for (int i = 0; i < 4; i++) /* in each 128-bit lane: s[2i], s[2i+1], s[2i], s[2i+1] (partial sums) */
+        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * i], s[2 * i + 1]), _mm512_unpackhi_epi32(s[2 * i], s[2 * i + 1]));
+    UNROLL_8 for (int i = 0; i < 2; i++) /* in each 128-bit lane: s[4i] .. s[4i+3] */
+        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]), _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+    /* add the four 128-bit lanes of u[0] (registers 0-3) and of u[1] (4-7): 0+2 and 1+3, then the two */
+    __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    v = _mm512_add_epi32(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 3, 1)));
+    return _mm512_castsi512_si256(v);
+}
+
+/** Every 128-bit lane of @p v set to its lane @p lane (0..3). */
+static inline __m512i lane_everywhere(__m512i v, int lane) {
+    return _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set4_epi32(3, 2, 1, 0), _mm512_set1_epi32(4 * lane)), v);
+}
+
+/** 32 int16 lanes: the 16 low ones @p lo, the 16 high ones @p hi. */
+static inline __m512i halves_16(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+/**
+ * The 6-bit scales and mins of four Q4_K blocks, at @p blk and 1, 2, 3 rows of
+ * @p row_bytes further, one block per 128-bit lane: bytes 0-3 sc0-3, 4-7 m0-3,
+ * 8-11 sc4-7, 12-15 m4-7 (q4_K_scale_min for all 16 at once). With the packed
+ * bytes as three words w0 w1 w2: sc0-3 = w0 & 63 and m0-3 = w1 & 63 bytewise,
+ * sc4-7 = (w2 & 15) | (w0 >> 6) << 4, m4-7 = (w2 >> 4) | (w1 >> 6) << 4.
+ */
+static inline __m512i q4_K_scales_4_rows(const uint8_t *blk, size_t row_bytes) {
+    const uint8_t *s = ((const BlockQ4_K *)(const void *)blk)->scales; /* 12 bytes, then 4 of quants (read, unused) */
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)s));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + row_bytes)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + 2 * row_bytes)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + 3 * row_bytes)), 3);
+    __m512i low = _mm512_srlv_epi32(_mm512_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 1, 0)), _mm512_set4_epi32(4, 0, 0, 0));
+    __m512i high = _mm512_srli_epi32(_mm512_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 1, 0)), 2); /* bits 6-7 to 4-5 */
+    return _mm512_or_si512(_mm512_and_si512(low, _mm512_set4_epi32(0x0f0f0f0f, 0x0f0f0f0f, 0x3f3f3f3f, 0x3f3f3f3f)),
+                           _mm512_and_si512(high, _mm512_set4_epi32(0x30303030, 0x30303030, 0, 0)));
+}
+
+/** A byte shuffle that makes 16 int16 lanes of byte @p lo of each 128-bit lane, then 16 of byte @p hi. */
+static inline __m512i bytes_to_words(int lo, int hi) {
+    return halves_16(_mm256_set1_epi16((short)(lo | -0x8000)), _mm256_set1_epi16((short)(hi | -0x8000))); /* 0x80: a zero byte */
+}
+
+/**
+ * out[k] = simd_dot_q4_K of row k, for the 8 rows of @p nb super-blocks from
+ * @p w, bit for bit. A 64-byte load of quants holds sub-blocks 4c and 4c + 2
+ * in its low nibbles and 4c + 1 and 4c + 3 in its high ones (c = 0, 1), so
+ * the activations are arranged once per super-block to match, and each
+ * sub-block's scale is spread over its 16 int16 pair sums by a byte shuffle.
+ */
+static inline void simd_dot_q4_K_8rows(float *out, const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ4_K);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
+    const __m512i low4 = _mm512_set1_epi8(15);
+    /* where the scale of each sub-block sits in q4_K_scales_4_rows' bytes: sc j at j (j < 4), at j + 4 (j >= 4) */
+    const __m512i scale_lo[2] = {bytes_to_words(0, 2), bytes_to_words(8, 10)};
+    const __m512i scale_hi[2] = {bytes_to_words(1, 3), bytes_to_words(9, 11)};
+    const __m512i mins = _mm512_broadcast_i32x4(_mm_setr_epi16(4 | -0x8000, 5 | -0x8000, 6 | -0x8000, 7 | -0x8000,
+                                                               12 | -0x8000, 13 | -0x8000, 14 | -0x8000, 15 | -0x8000));
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* super-block b of row 0; of row k at k * row_bytes */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ4_K), b);
+        const int8_t *xs = x[b].qs;
+        __m512i x_lo[2], x_hi[2]; /* the activations of sub-blocks 4c, 4c + 2 and 4c + 1, 4c + 3 */
+        UNROLL_8 for (int c = 0; c < 2; c++) {
+            const __m256i *x32 = (const __m256i *)(xs + 128 * c); /* 32 activations at a time */
+            x_lo[c] = halves_16(_mm256_loadu_si256(x32), _mm256_loadu_si256(x32 + 2));
+            x_hi[c] = halves_16(_mm256_loadu_si256(x32 + 1), _mm256_loadu_si256(x32 + 3));
+        }
+        /* the sums of x per sub-block (bsums in pairs) as 8 int16, in every 128-bit lane */
+        __m256i bsum_pairs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), _mm256_set1_epi16(1));
+        __m512i xsums = _mm512_broadcast_i32x4(
+            _mm_packs_epi32(_mm256_castsi256_si128(bsum_pairs), _mm256_extracti128_si256(bsum_pairs, 1)));
+        __m512i sm[2] = {q4_K_scales_4_rows(col, row_bytes), q4_K_scales_4_rows(col + 4 * row_bytes, row_bytes)};
+        __m512i acc[8];
+        UNROLL_8 for (int k = 0; k < 8; k++) {
+            const uint8_t *qs = ((const BlockQ4_K *)(const void *)(col + row_bytes * (size_t)k))->qs;
+            __m512i s = lane_everywhere(sm[k / 4], k % 4), a = _mm512_setzero_si512();
+            UNROLL_8 for (int c = 0; c < 2; c++) { /* nibble × int8, pairs into int16 (≤ 2·15·127), × the scale into int32 */
+                __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * c));
+                __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+                a = madd16_acc(a, _mm512_maddubs_epi16(lo, x_lo[c]), _mm512_shuffle_epi8(s, scale_lo[c]));
+                a = madd16_acc(a, _mm512_maddubs_epi16(hi, x_hi[c]), _mm512_shuffle_epi8(s, scale_hi[c]));
+            }
+            acc[k] = a;
+        }
+        __m256i isum = sum_8x16(acc); /* lane k: Σ_j sc_j·Σ q·x of row k */
+        /* Σ_j m_j·(sum of x over sub-block j): four lanes per row, then one per row, in order */
+        __m512i m0 = _mm512_madd_epi16(_mm512_shuffle_epi8(sm[0], mins), xsums); /* rows 0-3 */
+        __m512i m1 = _mm512_madd_epi16(_mm512_shuffle_epi8(sm[1], mins), xsums); /* rows 4-7 */
+        __m512i mm = _mm512_add_epi32(_mm512_unpacklo_epi32(m0, m1), _mm512_unpackhi_epi32(m0, m1));
+        mm = _mm512_add_epi32(mm, _mm512_shuffle_epi32(mm, _MM_SHUFFLE(1, 0, 3, 2))); /* lane i: row i, row i + 4 */
+        const __m512i in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+        __m256i imin = _mm512_castsi512_si256(_mm512_permutexvar_epi32(in_order, mm));
+        __m256i dd = dwords_of_8_rows(col, row_bytes); /* the halves d (low) and dmin (high) of each row */
+        __m256 xd = _mm256_set1_ps(x[b].d);
+        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(dd)), xd);
+        __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dd, 16))), xd);
+        sum = _mm256_add_ps(sum, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(imin))));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+
+/**
+ * out[k] = simd_dot_q6_K of row k, for the 8 rows of @p nb super-blocks from
+ * @p w, bit for bit. A 64-byte load of ql holds 64 consecutive weights in its
+ * low nibbles and the next 64 in its high ones; their two high bits come from
+ * 32 bytes of qh in both halves of a register, shifted by 4 and 2 (low) or 0
+ * and 2 (high). Each group of 16 weights is a 128-bit lane of int16 pair
+ * sums, which a word permute gives its group's scale. The −32 is taken off as
+ * −32·Σ_g sc_g·bsum_g in integers.
+ */
+static inline void simd_dot_q6_K_8rows(float *out, const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ6_K);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
+    const __m512i low4 = _mm512_set1_epi8(15), bits45 = _mm512_set1_epi8(0x30);
+    const __m512i shift_lo = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shift_hi = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    __m512i group_scale[4]; /* word permutes: 128-bit lane i gets scale 4j + i */
+    UNROLL_8 for (int j = 0; j < 4; j++) group_scale[j] = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * j)), _mm512_set_epi64(
+        0x0003000300030003, 0x0003000300030003, 0x0002000200020002, 0x0002000200020002,
+        0x0001000100010001, 0x0001000100010001, 0, 0));
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* super-block b of row 0; of row k at k * row_bytes */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ6_K), b);
+        __m512i xq[4]; /* x[b]'s weights 64j .. 64j + 63 */
+        UNROLL_8 for (int j = 0; j < 4; j++) xq[j] = _mm512_loadu_si512((const void *)(x[b].qs + 64 * j));
+        __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums);
+        __m512i acc[8];
+        UNROLL_8 for (int k = 0; k < 8; k++) {
+            const BlockQ6_K *blk = (const BlockQ6_K *)(const void *)(col + row_bytes * (size_t)k);
+            __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+            /* start from −32·Σ_g sc_g·bsum_g, then add Σ_g sc_g·Σ u·x with the unsigned quants u = q + 32 */
+            __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc, bsums), 5);
+            __m512i a = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), offset));
+            __m512i scales = _mm512_zextsi256_si512(sc);
+            UNROLL_8 for (int n = 0; n < 2; n++) {
+                __m512i ql = _mm512_loadu_si512((const void *)(blk->ql + 64 * n));
+                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qh + 32 * n)));
+                __m512i h_lo = _mm512_and_si512(_mm512_sllv_epi64(qh, shift_lo), bits45);
+                __m512i h_hi = _mm512_and_si512(_mm512_srlv_epi64(qh, shift_hi), bits45);
+                __m512i u_lo = _mm512_or_si512(_mm512_and_si512(ql, low4), h_lo);
+                __m512i u_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), h_hi);
+                /* u ≤ 63 times int8, pairs into int16 (≤ 2·63·127), × the group's scale into int32 */
+                __m512i sc_lo = _mm512_permutexvar_epi16(group_scale[2 * n], scales);
+                __m512i sc_hi = _mm512_permutexvar_epi16(group_scale[2 * n + 1], scales);
+                a = madd16_acc(a, _mm512_maddubs_epi16(u_lo, xq[2 * n]), sc_lo);
+                a = madd16_acc(a, _mm512_maddubs_epi16(u_hi, xq[2 * n + 1]), sc_hi);
+            }
+            acc[k] = a;
+        }
+        __m256i isum = sum_8x16(acc); /* lane k: row k's integer sum, exact */
+        __m256i dh = _mm256_srli_epi32(dwords_of_8_rows(col + 206, row_bytes), 16); /* d: bytes 208-209 */
+        __m256 dw = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(dh));
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(isum)));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+#else /* AVX2: the same kernels in 256-bit registers, 32 quants (one Q4_K sub-block, two Q6_K groups) per instruction */
+
+/** The scales and mins of two Q4_K blocks, at @p blk (low 128 bits) and @p far bytes further (high), laid out as q4_K_scales_4_rows. */
+static inline __m256i q4_K_scales_2_rows(const uint8_t *blk, size_t far) {
+    const uint8_t *s = ((const BlockQ4_K *)(const void *)blk)->scales; /* 12 bytes, then 4 of quants (read, unused) */
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)s)),
+                                        _mm_loadu_si128((const __m128i *)(const void *)(s + far)), 1);
+    __m256i low = _mm256_srlv_epi32(_mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 1, 0)), _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4));
+    __m256i high = _mm256_srli_epi32(_mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 1, 0)), 2); /* bits 6-7 to 4-5 */
+    const __m256i keep_low = _mm256_setr_epi32(0x3f3f3f3f, 0x3f3f3f3f, 0x0f0f0f0f, 0x0f0f0f0f, 0x3f3f3f3f, 0x3f3f3f3f, 0x0f0f0f0f, 0x0f0f0f0f);
+    const __m256i keep_high = _mm256_setr_epi32(0, 0, 0x30303030, 0x30303030, 0, 0, 0x30303030, 0x30303030);
+    return _mm256_or_si256(_mm256_and_si256(low, keep_low), _mm256_and_si256(high, keep_high));
+}
+
+/** Both 128-bit halves of @p v set to its low half (@p high 0) or its high one (1). */
+static inline __m256i half_everywhere(__m256i v, int high) {
+    return high ? _mm256_permute2x128_si256(v, v, 0x11) : _mm256_permute2x128_si256(v, v, 0x00);
+}
+
+/** out[k] = simd_dot_q4_K of row k, for the 8 rows of @p nb super-blocks from @p w, bit for bit (the AVX-512 kernel's plan). */
+static inline void simd_dot_q4_K_8rows(float *out, const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ4_K);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    const __m256i mins = _mm256_broadcastsi128_si256(_mm_setr_epi16(4 | -0x8000, 5 | -0x8000, 6 | -0x8000, 7 | -0x8000,
+                                                                    12 | -0x8000, 13 | -0x8000, 14 | -0x8000, 15 | -0x8000));
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* super-block b of row 0; of row k at k * row_bytes */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ4_K), b);
+        const int8_t *xs = x[b].qs;
+        __m256i bsum_pairs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), _mm256_set1_epi16(1));
+        __m256i xsums = _mm256_broadcastsi128_si256(
+            _mm_packs_epi32(_mm256_castsi256_si128(bsum_pairs), _mm256_extracti128_si256(bsum_pairs, 1)));
+        __m256i acc[8], m[4];
+        UNROLL_8 for (int k = 0; k < 4; k++) { /* rows k and k + 4 share a register of scales and mins */
+            __m256i sm = q4_K_scales_2_rows(col + row_bytes * (size_t)k, 4 * row_bytes);
+            m[k] = _mm256_madd_epi16(_mm256_shuffle_epi8(sm, mins), xsums); /* 4 partial Σ m·Σx per row */
+            UNROLL_8 for (int h = 0; h < 2; h++) {
+                const uint8_t *qs = ((const BlockQ4_K *)(const void *)(col + row_bytes * (size_t)(k + 4 * h)))->qs;
+                __m256i s = half_everywhere(sm, h), a = _mm256_setzero_si256();
+                UNROLL_8 for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high); sc j at byte j or j + 4 */
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * c));
+                    __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                    int j = 2 * c + (c >= 2 ? 4 : 0);
+                    __m256i sc_lo = _mm256_shuffle_epi8(s, _mm256_set1_epi16((short)(j | -0x8000)));
+                    __m256i sc_hi = _mm256_shuffle_epi8(s, _mm256_set1_epi16((short)((j + 1) | -0x8000)));
+                    __m256i x_lo = _mm256_loadu_si256((const __m256i *)(xs + 64 * c));
+                    __m256i x_hi = _mm256_loadu_si256((const __m256i *)(xs + 64 * c + 32));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x_lo), sc_lo));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x_hi), sc_hi));
+                }
+                acc[k + 4 * h] = a;
+            }
+        }
+        __m256i isum = sum_8x8(acc); /* lane k: Σ_j sc_j·Σ q·x of row k */
+        __m256i imin = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3])); /* rows 0-3 | 4-7 */
+        __m256i dd = dwords_of_8_rows(col, row_bytes); /* the halves d (low) and dmin (high) of each row */
+        __m256i d32 = _mm256_and_si256(dd, _mm256_set1_epi32(0xffff)), dmin32 = _mm256_srli_epi32(dd, 16);
+        __m128i d16 = _mm_packus_epi32(_mm256_castsi256_si128(d32), _mm256_extracti128_si256(d32, 1));
+        __m128i dmin16 = _mm_packus_epi32(_mm256_castsi256_si128(dmin32), _mm256_extracti128_si256(dmin32, 1));
+        __m256 xd = _mm256_set1_ps(x[b].d);
+        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(d16), xd), dmin = _mm256_mul_ps(_mm256_cvtph_ps(dmin16), xd);
+        sum = _mm256_add_ps(sum, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(imin))));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+
+/** out[k] = simd_dot_q6_K of row k, for the 8 rows of @p nb super-blocks from @p w, bit for bit (the AVX-512 kernel's plan). */
+static inline void simd_dot_q6_K_8rows(float *out, const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    const size_t row_bytes = (size_t)nb * sizeof(BlockQ6_K);
+    const uint8_t *next_rows = (const uint8_t *)w + 8 * row_bytes;
+    const __m256i low4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+    __m256 sum = _mm256_setzero_ps(); /* lane k: row k's sum so far */
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *col = (const uint8_t *)(w + b); /* super-block b of row 0; of row k at k * row_bytes */
+        prefetch_slice(next_rows, 8 * sizeof(BlockQ6_K), b);
+        __m256i bsums = _mm256_loadu_si256((const __m256i *)x[b].bsums), acc[8];
+        UNROLL_8 for (int k = 0; k < 8; k++) {
+            const BlockQ6_K *blk = (const BlockQ6_K *)(const void *)(col + row_bytes * (size_t)k);
+            __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+            /* start from −32·Σ_g sc_g·bsum_g, then add Σ_g sc_g·Σ u·x with the unsigned quants u = q + 32 */
+            __m256i a = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc, bsums), 5));
+            UNROLL_8 for (int n = 0; n < 2; n++) {
+                const uint8_t *ql = blk->ql + 64 * n, *qh = blk->qh + 32 * n;
+                const int8_t *xs = x[b].qs + 128 * n;
+                __m256i scales = half_everywhere(sc, n); /* the 8 scales of this half, twice */
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i h2[4]; /* the two high bits of weights 32j .. 32j + 31, as bits 4-5 */
+                UNROLL_8 for (int j = 0; j < 4; j++)
+                    h2[j] = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j), three), 4);
+                __m256i u[4] = { /* weights 0-31, 32-63, 64-95, 96-127 of this half */
+                    _mm256_or_si256(_mm256_and_si256(l0, low4), h2[0]),
+                    _mm256_or_si256(_mm256_and_si256(l1, low4), h2[1]),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), h2[2]),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), h2[3]),
+                };
+                UNROLL_8 for (int j = 0; j < 4; j++) { /* 128-bit lanes: groups 2j and 2j + 1 of this half, each with its scale */
+                    __m256i pick = _mm256_setr_epi8(4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1,
+                                                    4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1,
+                                                    4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3,
+                                                    4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3);
+                    __m256i p = _mm256_maddubs_epi16(u[j], _mm256_loadu_si256((const __m256i *)(xs + 32 * j)));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(p, _mm256_shuffle_epi8(scales, pick)));
+                }
+            }
+            acc[k] = a;
+        }
+        __m256i isum = sum_8x8(acc); /* lane k: row k's integer sum, exact */
+        __m256i dh = _mm256_srli_epi32(dwords_of_8_rows(col + 206, row_bytes), 16); /* d: bytes 208-209 */
+        __m256 dw = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(dh), _mm256_extracti128_si256(dh, 1)));
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(isum)));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+#endif
 
 /* ======================================================================== */
 /* Dot products, NEON (AArch64)                                             */
@@ -893,6 +1252,27 @@ static inline float simd_dot_q6_K(const BlockQ6_K *w, const BlockQ8_K *x, int nb
 static inline void simd_dot_q4_0_8rows(float *out, const BlockQ4_0 *w, const BlockQ8 *x, const float *xd,
                                        const int16_t *xsum, int nb) {
     for (int k = 0; k < 8; k++) out[k] = simd_dot_q4_0(w + (size_t)k * (size_t)nb, x, xd, xsum, nb);
+}
+#endif
+
+#if !HAVE_Q8_0_8ROWS
+/** out[k] = simd_dot_q8 of row k, for the 8 rows of @p nb blocks from @p w: chapter 4's kernel (no VNNI here). */
+static inline void simd_dot_q8_0_8rows(float *out, const BlockQ8 *w, const BlockQ8 *x, const float *xd,
+                                       const int16_t *xsum, int nb) {
+    (void)xsum;
+    simd_dot_q8_8rows(out, w, x, xd, nb);
+}
+#endif
+
+#if !SIMD_X86
+/** out[k] = simd_dot_q4_K of row k, for the 8 rows of @p nb super-blocks from @p w (one row at a time here). */
+static inline void simd_dot_q4_K_8rows(float *out, const BlockQ4_K *w, const BlockQ8_K *x, int nb) {
+    for (int k = 0; k < 8; k++) out[k] = simd_dot_q4_K(w + (size_t)k * (size_t)nb, x, nb);
+}
+
+/** out[k] = simd_dot_q6_K of row k, for the 8 rows of @p nb super-blocks from @p w (one row at a time here). */
+static inline void simd_dot_q6_K_8rows(float *out, const BlockQ6_K *w, const BlockQ8_K *x, int nb) {
+    for (int k = 0; k < 8; k++) out[k] = simd_dot_q6_K(w + (size_t)k * (size_t)nb, x, nb);
 }
 #endif
 

@@ -14,6 +14,8 @@
  *    on rows of the real tensors.
  * 4. llama.cpp's reference quantizers: re-quantizing the decoded Q8_0/Q4_0
  *    weights of a file gives back its bytes.
+ * 5. The K-quant SIMD kernels, one row and eight rows at a time, and the
+ *    8-row Q8_0 kernel against the plain-C definitions, bit for bit.
  *
  * Built without -march (tests are plain C), so these are the plain-C
  * kernels; chapter 5 checks its SIMD kernels against them at load time when
@@ -351,11 +353,109 @@ static void check_requantize(const char *shared) {
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* 5. The K-quant SIMD kernels against the definitions, bit for bit          */
+
+/** Random K-quant rows: random bytes, then finite fp16 scales; @p extreme: every quant and 6-bit scale at its top. */
+static void random_k_rows(int type, uint8_t *rows, size_t bytes, int extreme) {
+    for (size_t i = 0; i < bytes; i++) rows[i] = extreme ? 0xff : (uint8_t)(rnd() * 128.0f + 128.0f);
+    if (type == Q_Q4_K)
+        for (BlockQ4_K *b = (BlockQ4_K *)(void *)rows; (uint8_t *)(b + 1) <= rows + bytes; b++)
+            b->d = fp16_from_float(rnd() * 0.01f), b->dmin = fp16_from_float(rnd() * 0.01f);
+    else
+        for (BlockQ6_K *b = (BlockQ6_K *)(void *)rows; (uint8_t *)(b + 1) <= rows + bytes; b++) {
+            b->d = fp16_from_float(rnd() * 0.01f);
+            if (extreme) b->scales[b->ql[0] % 16] = -128; /* the int8 scale's bottom too */
+        }
+}
+
+/**
+ * simd_dot_q4_K / simd_dot_q6_K and their 8-row kernels give each row's
+ * dot_q4_K_c / dot_q6_K_c, bit for bit: random rows and activations, and
+ * rows of extremes against activations of ±127 (the largest integer sums).
+ */
+static void check_k_kernels(void) {
+    enum { MAX_NB = 9 };
+    static uint8_t rows[8 * MAX_NB * sizeof(BlockQ6_K)];
+    static float x[MAX_NB * QK_K];
+    static BlockQ8_K xk[MAX_NB];
+    const int types[2] = {Q_Q4_K, Q_Q6_K};
+    for (int ti = 0; ti < 2; ti++) {
+        int type = types[ti], ok = 1, bad_nb = -1, bad_row = -1;
+        float got = 0.0f, want = 0.0f;
+        for (int trial = 0; trial < 6 && ok; trial++)
+            for (int nb = 0; nb <= MAX_NB && ok; nb++) {
+                int extreme = trial >= 4;
+                size_t row_bytes = quant_row_bytes(type, (size_t)nb * QK_K);
+                random_k_rows(type, rows, 8 * row_bytes, extreme);
+                for (int i = 0; i < nb * QK_K; i++)
+                    x[i] = extreme ? (trial == 4 ? 1.0f : (i % 3 ? -1.0f : 1.0f)) : rnd() * (i % 61 == 0 ? 40.0f : 1.0f);
+                quantize_q8_K(x, xk, nb * QK_K);
+                float eight[8];
+                if (type == Q_Q4_K) simd_dot_q4_K_8rows(eight, (const BlockQ4_K *)(void *)rows, xk, nb);
+                else simd_dot_q6_K_8rows(eight, (const BlockQ6_K *)(void *)rows, xk, nb);
+                for (int k = 0; k < 8 && ok; k++) {
+                    const void *row = rows + row_bytes * (size_t)k;
+                    want = type == Q_Q4_K ? dot_q4_K_c(row, xk, nb) : dot_q6_K_c(row, xk, nb);
+                    float one = type == Q_Q4_K ? simd_dot_q4_K(row, xk, nb) : simd_dot_q6_K(row, xk, nb);
+                    got = memcmp(&one, &want, sizeof want) ? one : eight[k];
+                    if (memcmp(&got, &want, sizeof want)) ok = 0, bad_nb = nb, bad_row = k;
+                }
+            }
+        char name[128];
+        snprintf(name, sizeof name, "%s SIMD kernels (one row, 8 rows) = the plain-C definition, bit for bit, 0..%d super-blocks",
+                 type == Q_Q4_K ? "Q4_K" : "Q6_K", MAX_NB);
+        CHECK(name, ok, "%d super-blocks, row %d: %a, want %a", bad_nb, bad_row, got, want);
+    }
+}
+
+/**
+ * Chapter 5's simd_dot_q8_0_8rows (w + 128 against Q8_0 activations, less
+ * 128·Σx): each lane is dot_q8 of its row, bit for bit, for 0..40 blocks,
+ * on random rows and on rows of extremes (−128, which no quantizer writes but
+ * a file may hold, and ±127) against activations of ±127.
+ */
+static void check_q8_0_8rows(void) {
+    enum { MAX_BLOCKS = 40 };
+    static BlockQ8 w[8 * MAX_BLOCKS], x[MAX_BLOCKS];
+    static float v[MAX_BLOCKS * QK];
+    float xd[MAX_BLOCKS], got[8], want = 0.0f;
+    int16_t xsum[MAX_BLOCKS];
+    int ok = 1, bad_n = -1, bad_row = -1;
+    for (int trial = 0; trial < 4 && ok; trial++)
+        for (int n = 0; n <= MAX_BLOCKS && ok; n++) {
+            int extreme = trial >= 2;
+            for (int i = 0; i < n * QK; i++) v[i] = extreme ? (i % 5 ? 1.0f : -1.0f) : rnd() * (i % 29 == 0 ? 20.0f : 1.0f);
+            quantize_q8(x, v, n * QK);
+            for (int b = 0; b < n; b++) {
+                int sum = 0;
+                for (int j = 0; j < QK; j++) sum += x[b].qs[j];
+                xd[b] = fp16_to_float(x[b].d), xsum[b] = (int16_t)sum;
+            }
+            for (int b = 0; b < 8 * n; b++) {
+                w[b].d = fp16_from_float(rnd() * 0.01f);
+                for (int j = 0; j < QK; j++) {
+                    int q = extreme ? (j % 3 == 0 ? -128 : j % 3 == 1 ? 127 : -127) : (int)(rnd() * 127.0f);
+                    w[b].qs[j] = (int8_t)q;
+                }
+            }
+            simd_dot_q8_0_8rows(got, w, x, xd, xsum, n);
+            for (int k = 0; k < 8 && ok; k++) {
+                want = dot_q8(w + (size_t)k * (size_t)n, x, n);
+                if (memcmp(&got[k], &want, sizeof want)) ok = 0, bad_n = n, bad_row = k;
+            }
+        }
+    CHECK("simd_dot_q8_0_8rows = dot_q8 of each of its 8 rows, bit for bit, 0..40 blocks", ok, "%d blocks, row %d: %a, want %a",
+          bad_n, bad_row, bad_row >= 0 ? got[bad_row] : 0.0f, want);
+}
+
 int main(int argc, char **argv) {
     const char *shared = argc > 1 ? argv[1] : "../shared";
     check_references(shared);
     check_activation_rounding();
     check_dots(shared);
     check_requantize(shared);
+    check_k_kernels();
+    check_q8_0_8rows();
     return UNIT_EXIT();
 }

@@ -8,8 +8,8 @@
  * TYPE: q8_0 q5_0 q4_0 q4_k q6_k f16 f32 (default q4_0); rows × cols the matrix (default
  * 2048 × 768, the w1 of the stories110M shape), P positions (default 128). Each way is timed
  * for about S seconds (0.5), the fastest repetition kept. "one position" multiplies the matrix
- * with each position in turn, with the kernels chapter 6 uses (eight rows at a time for Q8_0
- * and Q4_0); "tiles" walks it as chapter 7's batch_range() does: rows in blocks of 256 KiB,
+ * with each position in turn, with the kernels chapter 6 uses (eight rows at a time for Q8_0,
+ * Q4_0, Q4_K and Q6_K); "tiles" walks it as chapter 7's batch_range() does: rows in blocks of 256 KiB,
  * every group of the tile's positions over each block. A check that the two agree bit for bit
  * comes with every run. Built with the chapters' -march (the Makefile), so it measures their
  * kernels.
@@ -93,11 +93,15 @@ static float one_row(int type, const uint8_t *row, const TileInput *in, int n) {
 static void one_position_way(float *out, int type, const uint8_t *m, size_t row_bytes, int rows, const TileInput *in, int np, int cols) {
     for (int p = 0; p < np; p++) {
         int i = 0;
-        for (; i + 8 <= rows && (type == Q_Q8_0 || type == Q_Q4_0); i += 8) {
-            if (type == Q_Q8_0) simd_dot_q8_8rows(out + (size_t)p * rows + i, (const void *)(m + row_bytes * (size_t)i), in[p].xq, in[p].xd, cols / QK);
-            else simd_dot_q4_0_8rows(out + (size_t)p * rows + i, (const void *)(m + row_bytes * (size_t)i), in[p].xq, in[p].xd, in[p].xs, cols / QK);
+        float *o = out + (size_t)p * rows;
+        for (; i + 8 <= rows && (type == Q_Q8_0 || type == Q_Q4_0 || type == Q_Q4_K || type == Q_Q6_K); i += 8) {
+            const void *w = m + row_bytes * (size_t)i;
+            if (type == Q_Q8_0) simd_dot_q8_0_8rows(o + i, w, in[p].xq, in[p].xd, in[p].xs, cols / QK);
+            else if (type == Q_Q4_0) simd_dot_q4_0_8rows(o + i, w, in[p].xq, in[p].xd, in[p].xs, cols / QK);
+            else if (type == Q_Q4_K) simd_dot_q4_K_8rows(o + i, w, in[p].xk, cols / QK_K);
+            else simd_dot_q6_K_8rows(o + i, w, in[p].xk, cols / QK_K);
         }
-        for (; i < rows; i++) out[(size_t)p * rows + i] = one_row(type, m + row_bytes * (size_t)i, &in[p], cols);
+        for (; i < rows; i++) o[i] = one_row(type, m + row_bytes * (size_t)i, &in[p], cols);
     }
 }
 
