@@ -84,6 +84,10 @@ $(BUILD)/%: tools/%.c $(LIB_OBJS) $(HEADERS) $(STAMP)
 $(BUILD)/membw: tools/membw.c $(LIB_OBJS) $(HEADERS) $(STAMP)
 	$(CC) $(CFLAGS_ALL) $(SIMD_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
 
+# The peak meter measures the chapters' own SIMD instructions, so it gets their -march too.
+$(BUILD)/peak: tools/peak.c $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$(CC) $(CFLAGS_ALL) $(SIMD_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)
+
 # The tile benchmark measures the chapters' kernels, so it is built as they are.
 $(BUILD)/tilebench: tools/tilebench.c $(LIB_OBJS) $(HEADERS) $(STAMP)
 	$(CC) $(CFLAGS_ALL) $(SIMD_FLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS_ALL)

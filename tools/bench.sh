@@ -4,8 +4,9 @@
 #   BUILD=build SHARED=../shared [BENCH_BIG=1] [BENCH_REPEAT=R] [BENCH_QUICK=1]
 #       [LLAMA_BENCH=path/to/llama-bench] bash tools/bench.sh [--out DIR] [--only REGEX]
 #
-# It prints markdown, and with --out DIR writes DIR/bench.md and DIR/bench.svg (the chart of
-# the first table). The tables:
+# It prints markdown, and with --out DIR writes DIR/bench.md, DIR/bench.svg (the chart of the
+# first table) and DIR/roofline.svg (tools/roofline_svg.sh, the chart of the roofline table).
+# The tables:
 #
 #  1. The progression: every chapter of chapters/chapters.tsv (no list of chapters here), on
 #     the stories110M shape (syn-110m, made by build/mksynth). A chapter that reads "bin" runs
@@ -16,26 +17,44 @@
 #     the memory read bandwidth (build/membw, as many threads), peak RSS, and the perplexity of
 #     the same chapter on the trained llama2xs model in the same format (the synthetic weights
 #     are random) over $SHARED/data/tinystories-valid-excerpt.txt.
-#  2. The focused comparisons of tools/bench.tsv (its tables of runs and of thread scaling).
+#     Then prompt processing (the "prompt" table): every GGUF row again, prompts of exactly
+#     BENCH_PP tokens (128 and 512, BOS included: pp128, pp512), the driver's "prefill" tok/s
+#     beside the decode speed. Chapters 1-6 take a prompt one position at a time, chapter 7
+#     all of its positions through each layer together.
+#  2. The focused comparisons of tools/bench.tsv: its tables of runs, of thread scaling, of
+#     prompt processing, and of --perplexity timed (two chapters on one file, text, threads).
 #  3. With LLAMA_BENCH=path/to/llama-bench (llama.cpp's, e.g. built by
 #     $SHARED/anchors/build.sh): llama-bench on every GGUF file and thread count measured above
-#     (-p PROMPT -n TOKENS -t THREADS -r R), its prompt and generation speed beside the chapters'.
+#     (-p 128,512 -n TOKENS -t THREADS -r R), its prompt (pp128, pp512) and generation (tg)
+#     speeds beside the newest chapter's on the same file and threads, and their ratio.
+#  4. The roofline: build/peak (the int8 and fp32 multiply-add rate of the chapters' SIMD
+#     instructions, 1 thread and all) and build/membw; the newest GGUF chapter's prompt
+#     processing and the chapter before's decode as points at their arithmetic intensity.
+#     Operations are counted for the matrix multiplications only, 2 per weight and position
+#     (a multiply and an add): decode 2 × parameters per token; a prompt of N positions
+#     2 × (layer parameters × N + classifier parameters), the classifier running for the last
+#     position only. Bytes: the weight bytes read per token (read once for all N positions).
+#     Attention (which grows with the context) and the norms are not counted.
 #
 # A run that two tables need (same chapter, model, threads and tokens) is made once, and both
 # show that one figure. Each row generates BENCH_TOKENS (64) tokens after "Once upon a time",
 # greedy; a chapter that needs so long for a quarter of them that the whole would take more
 # than BENCH_SLOW (30) seconds is measured on that quarter instead (chapter 1, which recomputes
 # every earlier position for each token). Rows read syn-tinyllama (the TinyLlama-1.1B shape,
-# 4.4 GB in fp32) only with BENCH_BIG=1.
+# 4.4 GB in fp32) only with BENCH_BIG=1. A prompt of N tokens is "a a a ...": BOS and N - 1
+# times the token of " a" (the driver's [stats] line must say "prompt N tok", or the cell
+# fails), generating 1 token, so that the first forward pass, the prompt's, is all there is.
 #
 #   BENCH_REPEAT=R    make each run up to R times (none again once 20 s have gone), keep the
-#                     fastest decode: other work on the machine only ever slows a run down
-#   BENCH_QUICK=1     a short check of the whole script: 16 tokens, perplexity on the first
-#                     8 lines of the excerpt, llama-bench with -p 16; not figures to publish
+#                     fastest: other work on the machine only ever slows a run down
+#   BENCH_QUICK=1     a short check of the whole script: 16 tokens, prompts of 32 and 128
+#                     tokens, perplexity on the first 8 lines of the excerpt (timed on the
+#                     first 2), short peak measurements; not figures to publish
 #   BENCH_SECONDS=S   perplexity (which measures no speed) is scored last, slowest chapter last,
 #                     and stopped S seconds after the start of the run (500); its cell says so
 #   BENCH_TOKENS=N    tokens per progression row (64; 16 with BENCH_QUICK=1)
-#   LLAMA_BENCH=PATH  the llama.cpp rows (above); LLAMA_PROMPT=P their prompt length (128)
+#   BENCH_PP="N M"    the prompt lengths (128 512; 32 128 with BENCH_QUICK=1), llama-bench's too
+#   LLAMA_BENCH=PATH  the llama.cpp rows (above)
 #   BENCH_TSV=FILE    the comparisons to make instead of tools/bench.tsv
 #   --only REGEX      only the chapters whose number matches (e.g. '0[56]')
 #
@@ -44,7 +63,8 @@
 #   bash $SHARED/anchors/build.sh build/anchors      (about 80 s with 16 cores)
 #   LLAMA_BENCH=build/anchors/llama.cpp/build/bin/llama-bench make bench
 # On 16 cores, `BENCH_BIG=1 BENCH_REPEAT=2` takes about 6 minutes (llama.cpp's rows about one
-# more), chapter 1's perplexity a good part of it; BENCH_QUICK=1 about a minute on 2 cores.
+# more), chapter 1's perplexity a good part of it; BENCH_QUICK=1 about a minute and a half on
+# 2 cores.
 #
 # Benchmarks never fail: a run that breaks shows "failed" in its row.
 set -u
@@ -68,12 +88,17 @@ SHARED=${SHARED:-../shared}
 QUICK=${BENCH_QUICK:-0}
 REPEAT=${BENCH_REPEAT:-1}
 BIG=${BENCH_BIG:-0}
-if [ "$QUICK" = 1 ]; then TOKENS=${BENCH_TOKENS:-16}; SLOW=${BENCH_SLOW:-10}; PP=${LLAMA_PROMPT:-16}
-else TOKENS=${BENCH_TOKENS:-64}; SLOW=${BENCH_SLOW:-30}; PP=${LLAMA_PROMPT:-128}; fi
+if [ "$QUICK" = 1 ]; then TOKENS=${BENCH_TOKENS:-16}; SLOW=${BENCH_SLOW:-10}; PP_SIZES=${BENCH_PP:-32 128}; PEAK_SECONDS=0.2
+else TOKENS=${BENCH_TOKENS:-64}; SLOW=${BENCH_SLOW:-30}; PP_SIZES=${BENCH_PP:-128 512}; PEAK_SECONDS=1; fi
 DEADLINE=${BENCH_SECONDS:-500}
-for v in REPEAT TOKENS SLOW PP DEADLINE; do
-    case ${!v} in '' | *[!0-9]*) echo "error: bench.sh: BENCH_${v} (or LLAMA_PROMPT) must be a number, not '${!v}'" >&2; exit 1 ;; esac
+for v in REPEAT TOKENS SLOW DEADLINE; do
+    case ${!v} in '' | *[!0-9]*) echo "error: bench.sh: BENCH_${v} must be a number, not '${!v}'" >&2; exit 1 ;; esac
 done
+for n in $PP_SIZES; do
+    case $n in '' | *[!0-9]* | 0 | 1) echo "error: bench.sh: BENCH_PP must be prompt lengths >= 2, not '$PP_SIZES'" >&2; exit 1 ;; esac
+done
+# shellcheck disable=SC2086 # the words are wanted
+PP_LIST=$(echo $PP_SIZES | tr ' ' ',')
 [ "$REPEAT" -ge 1 ] || REPEAT=1
 if [ -n "$LLAMA_BENCH" ] && [ ! -x "$LLAMA_BENCH" ]; then
     echo "error: bench.sh: LLAMA_BENCH=$LLAMA_BENCH is not an executable file" >&2; exit 1
@@ -83,8 +108,14 @@ trap 'rm -rf "$TMP"' EXIT
 CPUS=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 PROMPT="Once upon a time"
 TEXT=$SHARED/data/tinystories-valid-excerpt.txt
-if [ "$QUICK" = 1 ] && [ -e "$TEXT" ]; then head -n 8 "$TEXT" >"$TMP/text"; TEXT=$TMP/text; fi
+PPL_TEXT=$TEXT # the text --perplexity is timed on (tools/bench.tsv's "perplexity" rows)
+if [ "$QUICK" = 1 ] && [ -e "$TEXT" ]; then
+    head -n 8 "$TEXT" >"$TMP/text"; head -n 2 "$TEXT" >"$TMP/ppl_text"; TEXT=$TMP/text; PPL_TEXT=$TMP/ppl_text
+fi
 : >"$TMP/runs" # key \t prefill decode rss mbtok   (key: chapter model threads tokens)
+: >"$TMP/pp"   # key \t prefill mbtok              (key: chapter model threads prompt-length)
+: >"$TMP/pplrun" # key \t tok/s perplexity tokens (key: chapter model threads), --perplexity timed
+: >"$TMP/params" # model \t layer-parameters classifier-parameters (the matrices' weights)
 : >"$TMP/ppl"  # chapter model \t perplexity
 : >"$TMP/agree"
 : >"$TMP/llama"
@@ -163,10 +194,91 @@ measure() {
     echo "$got"
 }
 
+# run_prompt CH THREADS ARGS N: "prefill mbtok" of a prompt of exactly N tokens (BOS and N - 1
+# times " a"), generating 1 token; status 1 if the run fails or the prompt is not N tokens
+run_prompt() {
+    local prompt got
+    prompt=$(awk -v n="$4" 'BEGIN { for (i = 1; i < n; i++) printf "%s", (i > 1 ? " a" : "a") }')
+    # shellcheck disable=SC2086
+    "$BUILD/ch$1" $3 -p "$prompt" -n 1 --temp 0 -t "$2" </dev/null >/dev/null 2>"$TMP/stats" || return 1
+    got=$(sed -n 's/.*\[stats\] prompt \([0-9]*\) tok, .*prefill \([0-9.]*\) tok\/s,.* weights \([0-9.]*\) MB\/tok.*/\1 \2 \3/p' "$TMP/stats" | tail -n 1)
+    # shellcheck disable=SC2086 # its words, N prefill mbtok
+    set -- "$4" $got
+    if [ "$#" != 4 ] || [ "$2" != "$1" ]; then echo "bench: the prompt of $1 tokens became ${2:-?} tokens" >&2; return 1; fi
+    echo "$3 $4"
+}
+
+# measure_pp CH MODEL THREADS N: the fastest prefill of up to BENCH_REPEAT runs of a prompt of N
+# tokens, kept under its key in pp; prints "prefill mbtok" or "failed"
+measure_pp() {
+    local key="$1 $2 $3 $4" got args r line start=$SECONDS
+    got=$(lookup "$key" "$TMP/pp")
+    if [ -n "$got" ]; then echo "$got"; return; fi
+    args=$(model_args "$2") || { echo failed; return 1; }
+    : >"$TMP/tries"
+    for ((r = 0; r < REPEAT; r++)); do
+        [ "$r" -gt 0 ] && [ $((SECONDS - start)) -gt 20 ] && break
+        if ! line=$(run_prompt "$1" "$3" "$args" "$4"); then : >"$TMP/tries"; break; fi
+        echo "$line" >>"$TMP/tries"
+    done
+    got=$(sort -k1,1gr "$TMP/tries" | head -n 1)
+    got=${got:-failed}
+    printf '%s\t%s\n' "$key" "$got" >>"$TMP/pp"
+    echo "bench: ch$1 $2 -t $3 pp$4: $(echo "$got" | awk 'NF == 2 { printf "prefill %s tok/s", $1; next } { print }') ($(elapsed) s)" >&2
+    echo "$got"
+}
+
+# measure_ppl CH MODEL THREADS: --perplexity over PPL_TEXT timed, the fastest of up to
+# BENCH_REPEAT runs, kept under its key in pplrun; prints "tok/s perplexity tokens" or "failed"
+measure_ppl() {
+    local key="$1 $2 $3" got args r start=$SECONDS
+    got=$(lookup "$key" "$TMP/pplrun")
+    if [ -n "$got" ]; then echo "$got"; return; fi
+    : >"$TMP/tries"
+    if args=$(model_args "$2") && [ -e "$PPL_TEXT" ]; then
+        for ((r = 0; r < REPEAT; r++)); do
+            [ "$r" -gt 0 ] && [ $((SECONDS - start)) -gt 20 ] && break
+            # shellcheck disable=SC2086
+            "$BUILD/ch$1" $args --perplexity "$PPL_TEXT" -t "$3" >"$TMP/ppl.out" 2>&1 || { : >"$TMP/tries"; break; }
+            awk '/^\[stats\] [0-9]+ positions in/ { r = $7; sub(/^\(/, "", r) } /^perplexity:/ { p = $2; n = $4 }
+                 END { if (r != "" && p != "") print r, p, n }' "$TMP/ppl.out" >>"$TMP/tries"
+        done
+    fi
+    got=$(sort -k1,1gr "$TMP/tries" | head -n 1)
+    got=${got:-failed}
+    printf '%s\t%s\n' "$key" "$got" >>"$TMP/pplrun"
+    echo "bench: ch$1 $2 -t $3 --perplexity: $(echo "$got" | awk 'NF == 3 { printf "%s tok/s, perplexity %s", $1, $2; next } { print }') ($(elapsed) s)" >&2
+    echo "$got"
+}
+
+# model_params MODEL: "layer-parameters classifier-parameters", the weights of the matrices (the
+# shape from the newest GGUF chapter's -v line: per layer wq and wo dim², wk and wv dim × kv_dim,
+# w1, w2 and w3 dim × hidden; the classifier vocab × dim), or status 1
+model_params() {
+    local got args
+    got=$(lookup "$1" "$TMP/params")
+    if [ -z "$got" ]; then
+        args=$(model_args "$1") || return 1
+        # shellcheck disable=SC2086
+        got=$("$BUILD/ch$NEWEST_GGUF" $args -p "" -n 1 -t 1 -v 2>&1 >/dev/null |
+            sed -n 's/.* dim \([0-9]*\), hidden \([0-9]*\), \([0-9]*\) layers, \([0-9]*\)\/\([0-9]*\) heads, vocab \([0-9]*\),.*/\1 \2 \3 \4 \5 \6/p' |
+            awk 'NR == 1 { kv = $1 * $5 / $4; printf "%.0f %.0f\n", $3 * (2 * $1 * $1 + 2 * $1 * kv + 3 * $1 * $2), $6 * $1 }')
+        [ -n "$got" ] || return 1
+        printf '%s\t%s\n' "$1" "$got" >>"$TMP/params"
+    fi
+    echo "$got"
+}
+
 # membw THREADS: GB/s read by build/membw with that many threads (empty if it cannot run)
 membw() { "$BUILD/membw" --threads "$1" 2>/dev/null | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p'; }
 BW1_BEFORE=$(membw 1)
 BWN_BEFORE=$(membw "$CPUS")
+# peak THREADS: "int8 fp32", the G operations a second of build/peak with that many threads
+# (empty if it cannot run); measured before the runs and after them, as the bandwidth is
+peak() { "$BUILD/peak" --threads "$1" --seconds "$PEAK_SECONDS" 2>/dev/null | tee "$TMP/peak.out" | sed -n 's/.*int8 GOP\/s=\([0-9.]*\) fp32 GFLOP\/s=\([0-9.]*\).*/\1 \2/p'; }
+PEAK1=$(peak 1)
+PEAK_KERNELS=$(sed -n 's/^peak kernels: //p' "$TMP/peak.out" 2>/dev/null)
+if [ "$CPUS" -gt 1 ]; then PEAKN=$(peak "$CPUS"); else PEAKN=$PEAK1; fi
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 [ -n "$CPU_MODEL" ] || CPU_MODEL=$(sysctl -n machdep.cpu.brand_string 2>/dev/null)
 # the last-level cache in MiB (empty if unknown)
@@ -178,6 +290,12 @@ LLC=$(for f in /sys/devices/system/cpu/cpu0/cache/index*/size; do [ -e "$f" ] &&
 # 1. The progression: rows "chapter kind model tokens", in the order of chapters/chapters.tsv
 : >"$TMP/prog"
 FIRST_GGUF=$(awk -F '\t' '$1 ~ /^[0-9][0-9]$/ && $3 == "gguf" { print $1; exit }' chapters/chapters.tsv)
+# the GGUF chapters this run measures: the roofline shows the newest one's prompt processing
+# and the decode of the one before it; the llama.cpp rows compare with the newest
+GGUF_RUN=$(awk -F '\t' '$1 ~ /^[0-9][0-9]$/ && $3 == "gguf" { print $1 }' chapters/chapters.tsv |
+    while read -r ch; do echo "$ch" | grep -Eq -- "$ONLY" && [ -x "$BUILD/ch$ch" ] && echo "$ch"; done)
+NEWEST_GGUF=$(echo "$GGUF_RUN" | tail -n 1)
+PREV_GGUF=$(echo "$GGUF_RUN" | tail -n 2 | sed -n '1{$!p}')
 while IFS=$'\t' read -r ch kind reads _; do
     [[ $ch =~ ^[0-9][0-9]$ ]] || continue
     echo "$ch" | grep -Eq -- "$ONLY" || continue
@@ -200,14 +318,22 @@ while IFS=$'\t' read -r ch kind reads _; do
         fi
         measure "$ch" "$model" 1 "$n" "$first" >/dev/null
         [ "$kind" = simd ] && [ "$CPUS" -gt 1 ] && measure "$ch" "$model" "$CPUS" "$n" >/dev/null
+        if is_gguf "$model"; then # the "prompt" table
+            for pp in $PP_SIZES; do
+                measure_pp "$ch" "$model" 1 "$pp" >/dev/null
+                [ "$kind" = simd ] && [ "$CPUS" -gt 1 ] && measure_pp "$ch" "$model" "$CPUS" "$pp" >/dev/null
+            done
+        fi
         printf '%s %s %s %s\n' "$ch" "$kind" "$model" "$n" >>"$TMP/prog"
     done
 done <chapters/chapters.tsv
 
 # ---------------------------------------------------------------------------------------------
-# 2. The tables of tools/bench.tsv: "table ID TITLE", then "row CH THREADS MODEL TOKENS" or
-# "scale CH MODEL TOKENS" lines; kept as "ID \t TITLE" in tables and "ID kind ch threads model
-# tokens" in trows, for the rows that could run
+# 2. The tables of tools/bench.tsv: "table ID TITLE", then "row CH THREADS MODEL TOKENS",
+# "scale CH MODEL TOKENS", "prompt CH THREADS MODEL" or "perplexity CH_A CH_B THREADS MODEL"
+# lines; kept as "ID \t TITLE" in tables and, for the rows that could run, in trows as
+# "ID CH THREADS MODEL TOKENS" (THREADS "scale" for a scale line), "ID CH prompt MODEL THREADS"
+# or "ID CH_A ppl MODEL THREADS CH_B"
 : >"$TMP/tables"
 : >"$TMP/trows"
 id=""
@@ -217,14 +343,27 @@ while IFS=$'\t' read -r what a b c d; do
     table) id=$a; printf '%s\t%s\n' "$a" "$b" >>"$TMP/tables"; continue ;;
     row) ch=$a threads=$b model=$c n=$d ;;
     scale) ch=$a threads=scale model=$b n=$c ;;
+    prompt) ch=$a threads=$b model=$c n=prompt ;;
+    perplexity) ch=$a chb=$b threads=$c model=$d n=ppl ;;
     *) continue ;;
     esac
     echo "$ch" | grep -Eq -- "$ONLY" || continue
     [ -x "$BUILD/ch$ch" ] || continue
+    if [ "$n" = ppl ]; then { echo "$chb" | grep -Eq -- "$ONLY" && [ -x "$BUILD/ch$chb" ]; } || continue; fi
     model_args "$model" >/dev/null || { echo "bench: skipping $model (not available; BENCH_BIG=1?)" >&2; continue; }
+    [ "$threads" = all ] && threads=$CPUS
+    if [ "$n" = prompt ]; then
+        for pp in $PP_SIZES; do measure_pp "$ch" "$model" "$threads" "$pp" >/dev/null; done
+        echo "$id $ch prompt $model $threads" >>"$TMP/trows"
+        continue
+    elif [ "$n" = ppl ]; then
+        measure_ppl "$ch" "$model" "$threads" >/dev/null
+        measure_ppl "$chb" "$model" "$threads" >/dev/null
+        echo "$id $ch ppl $model $threads $chb" >>"$TMP/trows"
+        continue
+    fi
     [ "$n" = - ] && n=$TOKENS
     [ "$QUICK" = 1 ] && [ "$n" -gt "$TOKENS" ] && n=$TOKENS
-    [ "$threads" = all ] && threads=$CPUS
     if [ "$threads" = scale ]; then
         for t in $(threads_list); do measure "$ch" "$model" "$t" "$n" >/dev/null; done
     else
@@ -234,27 +373,34 @@ while IFS=$'\t' read -r what a b c d; do
 done <"${BENCH_TSV:-tools/bench.tsv}"
 
 # ---------------------------------------------------------------------------------------------
-# 3. llama.cpp on every GGUF file and thread count measured (1 and all; not the scaling steps)
+# 3. llama.cpp on every GGUF file and thread count measured (1 and all; not the scaling steps),
+# and the newest GGUF chapter's prompt processing on each (kept in llama: "pp... tg", in the
+# order of BENCH_PP)
 if [ -n "$LLAMA_BENCH" ]; then
     awk -F '\t' '{ print $1 }' "$TMP/runs" | while read -r ch model t n; do
         is_gguf "$model" && { [ "$t" = 1 ] || [ "$t" = "$CPUS" ]; } && echo "$model $t $n"
     done | sort -u >"$TMP/llama_keys"
     while read -r model t n; do
         args=$(model_args "$model") || continue
-        echo "bench: llama-bench ${args#-m } -p $PP -n $n -t $t -r $REPEAT" >&2
+        if [ -n "$NEWEST_GGUF" ]; then # the newest chapter on every file and thread count too
+            measure "$NEWEST_GGUF" "$model" "$t" "$n" >/dev/null
+            for pp in $PP_SIZES; do measure_pp "$NEWEST_GGUF" "$model" "$t" "$pp" >/dev/null; done
+        fi
+        echo "bench: llama-bench ${args#-m } -p $PP_LIST -n $n -t $t -r $REPEAT" >&2
         # one JSON object a line; per test: n_prompt, n_gen, and every repetition's tok/s
         # shellcheck disable=SC2086
-        "$LLAMA_BENCH" -m ${args#-m } -p "$PP" -n "$n" -t "$t" -r "$REPEAT" -o jsonl >"$TMP/lb.json" 2>"$TMP/lb.err"
-        awk -v key="$model $t $n" '
+        "$LLAMA_BENCH" -m ${args#-m } -p "$PP_LIST" -n "$n" -t "$t" -r "$REPEAT" -o jsonl >"$TMP/lb.json" 2>"$TMP/lb.err"
+        awk -v key="$model $t $n" -v sizes="$PP_SIZES" '
             function best(s,   a, i, k, m) { k = split(s, a, /[ ,]+/); m = 0; for (i = 1; i <= k; i++) if (a[i] + 0 > m) m = a[i] + 0; return m }
+            function fmt(v) { return v ? sprintf("%.1f", v) : "failed" }
             {
                 np = $0; sub(/.*"n_prompt": */, "", np); np += 0
                 ng = $0; sub(/.*"n_gen": */, "", ng); ng += 0
                 ts = $0; sub(/.*"samples_ts": *\[/, "", ts); sub(/\].*/, "", ts)
-                if (np > 0 && ng == 0) pp = best(ts)
+                if (np > 0 && ng == 0) pp[np] = best(ts)
                 if (ng > 0 && np == 0) tg = best(ts)
             }
-            END { printf "%s\t%s %s\n", key, (pp ? sprintf("%.1f", pp) : "failed"), (tg ? sprintf("%.1f", tg) : "failed") }' "$TMP/lb.json" >>"$TMP/llama"
+            END { k = split(sizes, sz, " "); line = ""; for (i = 1; i <= k; i++) line = line fmt(pp[sz[i]]) " "; printf "%s\t%s%s\n", key, line, fmt(tg) }' "$TMP/lb.json" >>"$TMP/llama"
     done <"$TMP/llama_keys"
 fi
 
@@ -287,9 +433,18 @@ agreement() {
 # fall in a slow moment of the machine)
 BW1=$(printf '%s\n%s\n' "$BW1_BEFORE" "$(membw 1)" | sort -g | tail -n 1)
 BWN=$(printf '%s\n%s\n' "$BWN_BEFORE" "$(membw "$CPUS")" | sort -g | tail -n 1)
+# and the peaks likewise, each figure the higher of the two
+higher() { printf '%s\n%s\n' "$1" "$2" | awk 'NF == 2 { for (i = 1; i <= 2; i++) if ($i > m[i]) m[i] = $i } END { if (m[1] != "") print m[1], m[2] }'; }
+PEAK1=$(higher "$PEAK1" "$(peak 1)")
+if [ "$CPUS" -gt 1 ]; then PEAKN=$(higher "$PEAKN" "$(peak "$CPUS")"); else PEAKN=$PEAK1; fi
+
+# the weights of the roofline's model (the newest GGUF chapter's progression rows)
+awk -v ch="$NEWEST_GGUF" '$1 == ch { print $3 }' "$TMP/prog" | while read -r model; do
+    is_gguf "$model" && model_params "$model" >/dev/null
+done
 
 # the agreements of every table row with its table's first row (no speed is measured from here on)
-awk '{ if (!($1 in first)) first[$1] = $2 " " $4; else if ($3 != "scale") print first[$1], $2, $4 }' "$TMP/trows" |
+awk '$3 == "prompt" || $3 == "ppl" { next } { if (!($1 in first)) first[$1] = $2 " " $4; else if ($3 != "scale") print first[$1], $2, $4 }' "$TMP/trows" |
     sort -u | while read -r ca ma cb mb; do agreement "$ca" "$ma" "$cb" "$mb" >/dev/null; done
 
 report() { # report FINAL(0|1) BW1 BWN
@@ -298,15 +453,17 @@ report() { # report FINAL(0|1) BW1 BWN
         echo "Measured $(date -u +%Y-%m-%d) on ${CPU_MODEL:-an unknown CPU}, $CPUS CPUs online${LLC:+, last-level cache $LLC MiB}."
         echo "Memory read bandwidth (build/membw, the higher of a measurement before the runs and one after them): ${bw1:-?} GB/s with 1 thread, ${bwn:-?} GB/s with $CPUS threads."
         [ "$final" = 1 ] || echo "Incomplete: the run stopped before it had scored the perplexities (…)."
-        [ "$REPEAT" -gt 1 ] && echo "Each run made up to $REPEAT times (not again once 20 s had gone); the fastest decode is shown."
-        [ "$QUICK" = 1 ] && echo "A short run (BENCH_QUICK=1): $TOKENS tokens a row, perplexity on the first 8 lines of the excerpt; a check of tools/bench.sh, not figures to quote."
+        [ "$REPEAT" -gt 1 ] && echo "Each run made up to $REPEAT times (not again once 20 s had gone); the fastest is shown."
+        [ "$QUICK" = 1 ] && echo "A short run (BENCH_QUICK=1): $TOKENS tokens a row, prompts of ${PP_SIZES// / and } tokens, perplexity on the first 8 lines of the excerpt (timed on the first 2); a check of tools/bench.sh, not figures to quote."
         echo "A run that two tables show (same chapter, model, threads and tokens) was made once: both show its figure."
         echo
     }
     # the progression, the comparisons, the scaling tables, llama.cpp
     awk -v cpus="$CPUS" -v bw1="$bw1" -v bwn="$bwn" -v llc="$LLC" -v tokens="$TOKENS" -v slow="$SLOW" \
         -v first_gguf="$FIRST_GGUF" -v text_tokens="$(cat "$TMP/text_tokens" 2>/dev/null)" \
-        -v has_llama="$([ -s "$TMP/llama" ] && echo 1)" -v pp="$PP" -v repeat="$REPEAT" -v final="$final" '
+        -v has_llama="$([ -s "$TMP/llama" ] && echo 1)" -v pp_sizes="$PP_SIZES" -v pp_list="$PP_LIST" -v repeat="$REPEAT" -v final="$final" \
+        -v newest="$NEWEST_GGUF" -v prev="$PREV_GGUF" -v peak1="$PEAK1" -v peakn="$PEAKN" -v peak_kernels="$PEAK_KERNELS" \
+        -v ppl_text="$([ "$PPL_TEXT" = "$TEXT" ] && echo the TinyStories excerpt || echo the first 2 lines of the TinyStories excerpt)" '
         function num(s) { return s ~ /^[0-9.]+$/ }
         # pct GBS THREADS NAME MBTOK: the share of the bandwidth, "‡" (and the row noted) above 100%
         function pct(gbs, t, name, mb,   bw, p) {
@@ -327,13 +484,30 @@ report() { # report FINAL(0|1) BW1 BWN
             fit = nofit = ""
         }
         function gbs(mb, d) { return mb * d / 1000 }
+        function cell(v) { return num(v) ? sprintf("%.1f", v) : "failed" }
+        function ratio(a, b) { return (num(a) && num(b) && b > 0) ? sprintf("%.2f×", a / b) : "-" }
+        # the prefill tok/s of chapter CH on MODEL with T threads, prompt of N tokens ("" if not run)
+        function ppv(ch, model, t, n,   a) { if (!((ch " " model " " t " " n) in ppr)) return ""; split(ppr[ch " " model " " t " " n], a, " "); return a[1] }
+        function is_gguf(m) { return m ~ /-(f32|f16|bf16|q[0-9].*)$/ }
+        # the roofline: a point NAME (T threads) of G GFLOP/s at intensity I FLOP/byte, against the
+        # roof there, the lower of the int8 peak and the bandwidth times I
+        function point(name, t, i, g,   roof, p, bw, pk) {
+            bw = (t == 1) ? bw1 : bwn; split(t == 1 ? peak1 : peakn, pk, " ")
+            roof = (num(pk[1]) && pk[1] < bw * i) ? pk[1] : bw * i
+            p = (roof > 0) ? sprintf("%.0f%%", 100 * g / roof) : "-"
+            if (roof > 0 && g > roof) { p = p " ‡"; over_roof = 1 }
+            printf "| %s | %s | %.2f | %.1f | %.1f | %s |\n", name, t, i, g, roof, p
+        }
         FILENAME ~ /runs$/ { split($0, kv, "\t"); run[kv[1]] = kv[2]; next }
         FILENAME ~ /ppl$/ { split($0, kv, "\t"); ppl[kv[1]] = kv[2]; next }
         FILENAME ~ /agree$/ { split($0, kv, "\t"); agree[kv[1]] = kv[2]; next }
         FILENAME ~ /llama$/ { split($0, kv, "\t"); llama[kv[1]] = kv[2]; next }
         FILENAME ~ /tables$/ { split($0, kv, "\t"); ntab++; tab_id[ntab] = kv[1]; tab_title[kv[1]] = kv[2]; next }
-        FILENAME ~ /trows$/ { nt[$1]++; trow[$1, nt[$1]] = $2 " " $3 " " $4 " " $5; next }
+        FILENAME ~ /trows$/ { nt[$1]++; trow[$1, nt[$1]] = substr($0, length($1) + 2); next }
         FILENAME ~ /prog$/ { np++; prog[np] = $0; next }
+        FILENAME ~ /\/pp$/ { split($0, kv, "\t"); ppr[kv[1]] = kv[2]; next }
+        FILENAME ~ /pplrun$/ { split($0, kv, "\t"); pplr[kv[1]] = kv[2]; next }
+        FILENAME ~ /params$/ { split($0, kv, "\t"); params[kv[1]] = kv[2]; next }
         END {
             # --- 1. the progression
             if (np > 0) {
@@ -369,6 +543,34 @@ report() { # report FINAL(0|1) BW1 BWN
                 over_note()
                 print ""
             }
+            # --- 1b. prompt processing: the GGUF rows of the progression again
+            npp = split(pp_sizes, ps, " "); ngguf = 0
+            for (i = 1; i <= np; i++) { split(prog[i], f, " "); if (is_gguf(f[3])) ngguf++ }
+            if (ngguf > 0) {
+                print "<!-- bench:prompt -->"
+                printf "**Prompt processing**: the GGUF rows of the progression again, each given a prompt of exactly N tokens (ppN: BOS, then N - 1 times the token \"a\") and generating one. ppN tok/s: the driver'\''s prefill speed, N over the time of the prompt'\''s forward pass; decode tok/s: the progression'\''s. Until chapter 7 a prompt goes through the layers one position at a time, as generated tokens do; from chapter 7 on, all of its positions together (up to -b, 512), so that each weight is read once for all of them. pp%d ÷ decode: what that gains.\n\n", ps[npp]
+                hdr = "| chapter | model |"; sep = "|---|---|"
+                for (g = 1; g <= (cpus > 1 ? 2 : 1); g++) {
+                    tl = (g == 1) ? "1 thread" : cpus " threads"
+                    for (k = 1; k <= npp; k++) { hdr = hdr " pp" ps[k] " tok/s, " tl " |"; sep = sep "---|" }
+                    hdr = hdr " decode tok/s, " tl " | pp" ps[npp] " ÷ decode, " tl " |"; sep = sep "---|---|"
+                }
+                print hdr; print sep
+                for (i = 1; i <= np; i++) {
+                    split(prog[i], f, " "); ch = f[1]; kind = f[2]; model = f[3]; n = f[4]
+                    if (!is_gguf(model)) continue
+                    line = "| ch" ch " | " model " |"
+                    for (g = 1; g <= (cpus > 1 ? 2 : 1); g++) {
+                        t = (g == 1) ? 1 : cpus
+                        if (g == 2 && kind != "simd") { for (k = 1; k <= npp + 2; k++) line = line " — |"; continue }
+                        for (k = 1; k <= npp; k++) line = line " " cell(ppv(ch, model, t, ps[k])) " |"
+                        split(run[ch " " model " " t " " n], a, " ")
+                        line = line " " cell(a[2]) " | " ratio(ppv(ch, model, t, ps[npp]), a[2]) " |"
+                    }
+                    print line
+                }
+                print ""
+            }
             # --- 2. the tables of tools/bench.tsv
             for (k = 1; k <= ntab; k++) {
                 id = tab_id[k]; if (!nt[id]) continue
@@ -376,7 +578,28 @@ report() { # report FINAL(0|1) BW1 BWN
                 print "**" tab_title[id] "**"
                 print ""
                 split(trow[id, 1], f0, " ")
-                if (f0[2] == "scale") {
+                if (f0[2] == "prompt") { # trow: ch prompt model threads
+                    hdr = "| chapter | model | threads |"; sep = "|---|---|---|"
+                    for (k = 1; k <= npp; k++) { hdr = hdr " pp" ps[k] " tok/s |"; sep = sep "---|" }
+                    print hdr " pp" ps[npp] " × first row |"; print sep "---|"
+                    for (r = 1; r <= nt[id]; r++) {
+                        split(trow[id, r], f, " ")
+                        line = "| ch" f[1] " | " f[3] " | " f[4] " |"
+                        for (k = 1; k <= npp; k++) line = line " " cell(ppv(f[1], f[3], f[4], ps[k])) " |"
+                        if (r == 1) base = ppv(f[1], f[3], f[4], ps[npp])
+                        print line " " (r > 1 ? ratio(ppv(f[1], f[3], f[4], ps[npp]), base) : "-") " |"
+                    }
+                } else if (f0[2] == "ppl") { # trow: ch_a ppl model threads ch_b
+                    print "| model | threads | tokens scored | ch" f0[1] " tok/s | ch" f0[5] " tok/s | ch" f0[5] " ÷ ch" f0[1] " | ch" f0[1] " perplexity | ch" f0[5] " perplexity | the same perplexity |"
+                    print "|---|---|---|---|---|---|---|---|---|"
+                    for (r = 1; r <= nt[id]; r++) {
+                        split(trow[id, r], f, " ")
+                        na = split(pplr[f[1] " " f[3] " " f[4]], a, " "); nb = split(pplr[f[5] " " f[3] " " f[4]], b, " ")
+                        same = (na == 3 && nb == 3) ? (a[2] == b[2] && a[3] == b[3] ? "yes" : "**no**") : "-"
+                        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f[3], f[4], (na == 3 ? a[3] : (nb == 3 ? b[3] : "-")), cell(a[1]), cell(b[1]), ratio(b[1], a[1]), (na == 3 ? a[2] : "failed"), (nb == 3 ? b[2] : "failed"), same
+                    }
+                    printf "\n--perplexity over %s: each chapter'\''s [stats] positions per second (loading excluded), the fastest of its runs; the perplexity printed with 4 decimals.\n", ppl_text
+                } else if (f0[2] == "scale") {
                     printf "| decode tok/s by threads | tokens |"; sep = "|---|---|"
                     for (t = 1; ; t = (t * 2 < cpus ? t * 2 : cpus)) { printf " %d |", t; sep = sep "---|"; ts[++nts] = t; if (t == cpus) break }
                     printf " %d threads ÷ 1 |\n%s---|\n", cpus, sep
@@ -405,10 +628,15 @@ report() { # report FINAL(0|1) BW1 BWN
             }
             # --- 3. llama.cpp
             if (has_llama) {
+                nl = (newest != "") ? "ch" newest : "the newest chapter"
                 print "<!-- bench:llama_cpp -->"
-                printf "**llama.cpp on the same files**: its llama-bench, `-p %d -n TOKENS -t THREADS -r %d`, the fastest repetition, on every GGUF file and thread count above, beside the decode speed of every chapter that ran that file (the same runs as in the tables above).\n\n", pp, repeat
-                printf "| model | threads | tokens | llama.cpp prompt tok/s (pp%d) | llama.cpp generation tok/s | the chapters'\'' decode tok/s | newest chapter ÷ llama.cpp |\n", pp
-                print "|---|---|---|---|---|---|---|"
+                printf "**llama.cpp on the same files**: its llama-bench, `-p %s -n TOKENS -t THREADS -r %d`, the fastest repetition, on every GGUF file and thread count above: prompt processing (ppN, N tokens) and generation (tg, TOKENS tokens), beside %s'\''s prompt processing (the prompt table'\''s measure) and decode on the same file and threads, and the decode of every chapter that ran that file.\n\n", pp_list, repeat, nl
+                hdr = "| model | threads | tokens |"; sep = "|---|---|---|"
+                for (k = 1; k <= npp; k++) { hdr = hdr " llama.cpp pp" ps[k] " tok/s |"; sep = sep "---|" }
+                hdr = hdr " llama.cpp tg tok/s | the chapters'\'' decode tok/s |"; sep = sep "---|---|"
+                for (k = 1; k <= npp; k++) { hdr = hdr " " nl " pp" ps[k] " tok/s |"; sep = sep "---|" }
+                for (k = 1; k <= npp; k++) { hdr = hdr " " nl " ÷ llama.cpp, pp" ps[k] " |"; sep = sep "---|" }
+                print hdr " " nl " ÷ llama.cpp, tg |"; print sep "---|"
                 nk = 0
                 for (key in llama) keys[++nk] = key
                 # in a stable order: model, then threads
@@ -417,16 +645,62 @@ report() { # report FINAL(0|1) BW1 BWN
                     if (x[1] > y[1] || (x[1] == y[1] && x[2] + 0 > y[2] + 0)) { tmp = keys[i]; keys[i] = keys[j]; keys[j] = tmp }
                 }
                 for (i = 1; i <= nk; i++) {
-                    split(keys[i], x, " "); split(llama[keys[i]], l, " ")
-                    chs = ""; newest = ""
+                    split(keys[i], x, " "); split(llama[keys[i]], l, " ") # l[1..npp]: pp, l[npp + 1]: tg
+                    chs = ""
                     for (rk in run) { split(rk, y, " "); if (y[2] == x[1] && y[3] == x[2] && y[4] == x[3]) { split(run[rk], a, " "); if (num(a[2])) cl[y[1]] = a[2] } }
-                    for (c = 1; c <= 99; c++) { cc = sprintf("%02d", c); if (cc in cl) { chs = chs (chs == "" ? "" : ", ") "ch" cc " " sprintf("%.1f", cl[cc]); newest = cl[cc] } }
+                    for (c = 1; c <= 99; c++) { cc = sprintf("%02d", c); if (cc in cl) chs = chs (chs == "" ? "" : ", ") "ch" cc " " sprintf("%.1f", cl[cc]) }
+                    tg = (newest in cl) ? cl[newest] : ""
                     delete cl
-                    printf "| %s | %s | %s | %s | %s | %s | %s |\n", x[1], x[2], x[3], l[1], l[2], chs, (num(l[2]) && newest != "" ? sprintf("%.2f×", newest / l[2]) : "-")
+                    line = "| " x[1] " | " x[2] " | " x[3] " |"
+                    for (k = 1; k <= npp; k++) line = line " " l[k] " |"
+                    line = line " " l[npp + 1] " | " chs " |"
+                    for (k = 1; k <= npp; k++) line = line " " cell(ppv(newest, x[1], x[2], ps[k])) " |"
+                    for (k = 1; k <= npp; k++) line = line " " ratio(ppv(newest, x[1], x[2], ps[k]), l[k]) " |"
+                    print line " " ratio(tg, l[npp + 1]) " |"
                 }
                 print ""
             }
-        }' "$TMP/runs" "$TMP/ppl" "$TMP/agree" "$TMP/llama" "$TMP/tables" "$TMP/trows" "$TMP/prog"
+            # --- 4. the roofline: the newest GGUF chapter'\''s last progression model
+            roof_model = ""
+            for (i = 1; i <= np; i++) { split(prog[i], f, " "); if (f[1] == newest && is_gguf(f[3])) { roof_model = f[3]; roof_n = f[4] } }
+            if (roof_model != "" && (roof_model in params)) {
+                split(params[roof_model], pr, " "); pl = pr[1]; pc = pr[2] # layer and classifier weights
+                split(peak1, k1, " "); split(peakn, kn, " "); nkk = split(peak_kernels, kk, "; ")
+                i8 = (nkk >= 2) ? kk[2] : "int8"; sub(/^int8: */, "", i8); f32 = (nkk >= 3) ? kk[3] : "fp32"; sub(/^fp32: */, "", f32)
+                print "<!-- bench:roofline -->"
+                printf "**The roofline of this machine**: how many operations a second the cores can do (build/peak: the multiply-add instructions of the chapters'\'' kernels on data in the L1 cache; %s) and how many bytes a second memory delivers (build/membw), each the higher of a measurement before the runs and one after them, against what %s do with them on %s. ", (peak_kernels != "" ? "this build: " peak_kernels : "not measured"), (prev != "" ? "ch" prev "'\''s decode and ch" newest "'\''s prompt processing" : "ch" newest "'\''s prompt processing"), roof_model
+                printf "Operations are those of the matrix multiplications only, 2 per weight and position (a multiply and an add), for %.1f M weights in the layers and %.1f M in the classifier: a generated token costs 2 × all of them; a prompt of N positions 2 × (layer weights × N + classifier weights), the classifier running for its last position only. Attention and the norms are not counted. Arithmetic intensity: those operations over the weight bytes read for them (weights MB/tok), read once for all N positions of a prompt. The roof at an intensity is the lower of the int8 peak and the bandwidth times the intensity (a point under the sloped part is bound by memory, under the flat part by arithmetic).\n\n", pl / 1e6, pc / 1e6
+                print "| roof | 1 thread | " cpus " threads |"
+                print "|---|---|---|"
+                printf "| memory read bandwidth (build/membw), GB/s | %s | %s |\n", bw1, bwn
+                printf "| int8 multiply-add (build/peak: %s), GOP/s | %s | %s |\n", i8, (num(k1[1]) ? k1[1] : "-"), (num(kn[1]) ? kn[1] : "-")
+                printf "| fp32 multiply, then add (build/peak: %s), GFLOP/s | %s | %s |\n", f32, (num(k1[2]) ? k1[2] : "-"), (num(kn[2]) ? kn[2] : "-")
+                print ""
+                print "| point | threads | FLOP/byte | GFLOP/s | roof there, GFLOP/s | % of the roof |"
+                print "|---|---|---|---|---|---|"
+                for (g = 1; g <= (cpus > 1 ? 2 : 1); g++) {
+                    t = (g == 1) ? 1 : cpus
+                    if (prev != "") {
+                        split(run[prev " " roof_model " " t " " roof_n], a, " ")
+                        if (num(a[2]) && a[4] > 0) point("ch" prev " decode", t, 2 * (pl + pc) / (a[4] * 1e6), 2 * (pl + pc) * a[2] / 1e9)
+                    }
+                    split(run[newest " " roof_model " " t " " roof_n], a, " "); mb = a[4]
+                    for (k = 1; k <= npp; k++) {
+                        pv = ppv(newest, roof_model, t, ps[k]); fl = 2 * (pl * ps[k] + pc)
+                        if (num(pv) && mb > 0) point("ch" newest " pp" ps[k], t, fl / (mb * 1e6), fl * pv / ps[k] / 1e9)
+                    }
+                    lk = roof_model " " t " " roof_n
+                    if ((lk in llama) && mb > 0) {
+                        split(llama[lk], l, " ")
+                        if (num(l[npp + 1])) point("llama.cpp tg", t, 2 * (pl + pc) / (mb * 1e6), 2 * (pl + pc) * l[npp + 1] / 1e9)
+                        fl = 2 * (pl * ps[npp] + pc)
+                        if (num(l[npp])) point("llama.cpp pp" ps[npp], t, fl / (mb * 1e6), fl * l[npp] / ps[npp] / 1e9)
+                    }
+                }
+                if (over_roof) { print ""; print "‡ Above its roof: the meters measured less than this run reached, so for it they are no bound (other work on the machine while they measured; or, under the sloped part, weights that partly stay in the cache)." }
+                print ""
+            }
+        }' "$TMP/runs" "$TMP/ppl" "$TMP/agree" "$TMP/llama" "$TMP/tables" "$TMP/trows" "$TMP/prog" "$TMP/pp" "$TMP/pplrun" "$TMP/params"
 }
 
 write_out() { # write_out FILE_WITH_THE_REPORT
@@ -435,20 +709,25 @@ write_out() { # write_out FILE_WITH_THE_REPORT
         mkdir -p "$OUT_DIR"
         cp "$1" "$OUT_DIR/bench.md"
         bash tools/bench_svg.sh <"$1" >"$OUT_DIR/bench.svg"
-        echo "bench: wrote $OUT_DIR/bench.md and $OUT_DIR/bench.svg ($(elapsed) s)" >&2
+        bash tools/roofline_svg.sh <"$1" >"$OUT_DIR/roofline.svg"
+        echo "bench: wrote $OUT_DIR/bench.md, $OUT_DIR/bench.svg and $OUT_DIR/roofline.svg ($(elapsed) s)" >&2
     fi
 }
 if [ -n "$OUT_DIR" ]; then
     report 0 "$BW1" "$BWN" >"$TMP/report"
-    mkdir -p "$OUT_DIR" && cp "$TMP/report" "$OUT_DIR/bench.md" && bash tools/bench_svg.sh <"$TMP/report" >"$OUT_DIR/bench.svg"
+    mkdir -p "$OUT_DIR" && cp "$TMP/report" "$OUT_DIR/bench.md" && bash tools/bench_svg.sh <"$TMP/report" >"$OUT_DIR/bench.svg" &&
+        bash tools/roofline_svg.sh <"$TMP/report" >"$OUT_DIR/roofline.svg"
 fi
 
 # ---------------------------------------------------------------------------------------------
 # Perplexity: of each progression row's model in the trained llama2xs form, fastest chapter
 # first (the slowest may not fit in the time left, BENCH_SECONDS)
 perplexity() { # perplexity CH MODEL SECONDS_LEFT: the figure, "-" (no model or text), "failed"
-    local args rc limit=""
+    local args rc limit="" got
     if ! args=$(model_args "$(ppl_model "$2")") || [ ! -e "$TEXT" ]; then echo "-"; return; fi
+    # already scored on the same text, with all CPUs (the default of -t), by a timed run
+    got=$(lookup "$1 $(ppl_model "$2") $CPUS" "$TMP/pplrun")
+    if [ "$PPL_TEXT" = "$TEXT" ] && [ "$(echo "$got" | wc -w)" = 3 ]; then echo "${got#* }" | awk '{ print $2 >"'"$TMP/text_tokens"'"; print $1 }'; return; fi
     command -v timeout >/dev/null && limit="timeout $3"
     # shellcheck disable=SC2086
     $limit "$BUILD/ch$1" $args --perplexity "$TEXT" >"$TMP/ppl.out" 2>/dev/null
