@@ -1090,10 +1090,15 @@ static void free_batch(Batch *b) {
     free(b->xq); free(b->xd); free(b->xs); free(b->xk); free(b->xh); free(b->steps); free(b->att);
 }
 
-/** A matmul step for a batch: steps[p] is the step of position p, with its own input and outputs. */
+/**
+ * A matmul step for a batch: steps[p] is the step of position p, with its own
+ * input and outputs. The threads share its rows in units of @c unit rows (the
+ * tallest tile of its parts' types), so that no thread's share cuts a tile.
+ */
 typedef struct {
     MatmulTask *steps;
     int n_pos;
+    int n_rows, unit;
 } BatchStep;
 
 /**
@@ -1165,10 +1170,11 @@ static void batch_range(const BatchStep *s, int k, int lo, int hi) {
     /* EXERCISE 7.1 END */
 }
 
-/** Rows [begin, end) of a batch step (a ThreadTask), as matmul_rows() cuts a step's range. */
-static void batch_rows(void *arg, int begin, int end, int thread) {
+/** Units [begin_unit, end_unit) of a batch step's rows (a ThreadTask), cut into its parts as matmul_rows() cuts a step's range. */
+static void batch_rows(void *arg, int begin_unit, int end_unit, int thread) {
     const BatchStep *s = arg;
     const MatmulTask *t0 = &s->steps[0];
+    int begin = begin_unit * s->unit, end = end_unit * s->unit < s->n_rows ? end_unit * s->unit : s->n_rows;
     (void)thread;
     if (t0->swiglu) {
         batch_range(s, 0, begin, end);
@@ -1205,9 +1211,14 @@ static void run_batch(Model *m, int n_pos) {
     int n_rows = 0;
     for (int k = 0; k < b->steps[0].n_parts; k++) n_rows += b->steps[0].part[k].n_out;
     if (b->steps[0].swiglu) n_rows = b->steps[0].part[0].n_out;
-    BatchStep s = {b->steps, n_pos};
-    size_t work = (size_t)b->steps[0].n_in * (size_t)n_pos * (b->steps[0].swiglu ? 2 : 1);
-    threadpool_for(m->pool, n_rows, min_items_per_thread(work), batch_rows, &s);
+    int unit = 1;
+    for (int k = 0; k < b->steps[0].n_parts; k++) {
+        int rows = tile_for(b->steps[0].part[k].w->type).rows;
+        if (rows > unit) unit = rows;
+    }
+    BatchStep s = {b->steps, n_pos, n_rows, unit};
+    size_t work = (size_t)b->steps[0].n_in * (size_t)n_pos * (size_t)unit * (b->steps[0].swiglu ? 2 : 1);
+    threadpool_for(m->pool, (n_rows + unit - 1) / unit, min_items_per_thread(work), batch_rows, &s);
 }
 
 #if !(SIMD_AVX512 || SIMD_AVX2 || SIMD_NEON)

@@ -116,7 +116,7 @@ static void check(int type, const char *type_name, int rows, int np, int lo, int
         t.part[0].out = want[p];
         matmul_range(&t, &t.part[0], lo, hi);
     }
-    BatchStep s = {steps, np};
+    BatchStep s = {steps, np, rows, 1};
     real_tile = tile_for(type); /* the build's tile (tiles.h's own: the macro is gone), whether or not batch_range asks */
     tile_calls = 0;
     tile_outside = 0;
