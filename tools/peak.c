@@ -9,10 +9,11 @@
  * can do on data already in their registers and L1 cache, with the very
  * instructions the chapters' kernels use:
  *
- *  - int8: byte products summed into int32 lanes. With VNNI, vpdpbusd on
- *    256-bit registers (the width of the integer kernels of src/quants.h and
- *    src/tiles_q8_0.h, even on an AVX-512 machine); on AVX2 without it,
- *    vpmaddubsw then vpmaddwd; on ARM64, sdot (dotprod) or smull/sadalp.
+ *  - int8: byte products summed into int32 lanes. With AVX-512 VNNI,
+ *    vpdpbusd on 512-bit registers (chapter 7's tiles, src/tiles_q8_0.h and
+ *    src/tiles_q8_K.h); with AVX-VNNI, the same on 256 bits; on AVX2
+ *    without it, vpmaddubsw then vpmaddwd; on ARM64, sdot (dotprod) or
+ *    smull/sadalp.
  *  - fp32: a multiply, then a separate add (the book never fuses them: see
  *    the rule in src/q8_kernels.h), on the widest float registers the build
  *    has, as the float kernels of src/tiles_float.h.
@@ -59,13 +60,28 @@ enum { CHAINS = 12, BUF_BYTES = CHAINS * 512 }; /* a whole number of steps of CH
 static volatile int64_t sink_int;
 static volatile float sink_float;
 
-#if SIMD_X86
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-#define INT8_NAME "vpdpbusd, 256 bits"
-static inline __m256i int8_madd(__m256i acc, __m256i w, __m256i x) { return _mm256_dpbusd_epi32(acc, w, x); }
-#elif defined(__AVXVNNI__)
+#if SIMD_AVX512 && defined(__AVX512VNNI__)
+#define INT8_NAME "vpdpbusd, 512 bits"
+enum { INT8_BYTES = 64 }; /* byte products per instruction */
+
+/** @p passes walks over the buffer: byte products into 16 x CHAINS int32 lanes. */
+static void int8_run(const uint8_t *buf, int8_t seed, long passes) {
+    __m512i acc[CHAINS], x = _mm512_set1_epi8(seed);
+    _Pragma("GCC unroll 12") for (int k = 0; k < CHAINS; k++) acc[k] = _mm512_setzero_si512();
+    for (long it = 0; it < passes; it++)
+        for (int j = 0; j < BUF_BYTES; j += CHAINS * INT8_BYTES)
+            _Pragma("GCC unroll 12") for (int k = 0; k < CHAINS; k++)
+                acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_loadu_si512((const void *)(buf + j + k * INT8_BYTES)), x);
+    for (int k = 1; k < CHAINS; k++) acc[0] = _mm512_add_epi32(acc[0], acc[k]);
+    sink_int += _mm512_reduce_add_epi32(acc[0]);
+}
+#elif SIMD_X86
+#if defined(__AVXVNNI__)
 #define INT8_NAME "vpdpbusd (AVX-VNNI), 256 bits"
 static inline __m256i int8_madd(__m256i acc, __m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(acc, w, x); }
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define INT8_NAME "vpdpbusd, 256 bits"
+static inline __m256i int8_madd(__m256i acc, __m256i w, __m256i x) { return _mm256_dpbusd_epi32(acc, w, x); }
 #else
 #define INT8_NAME "vpmaddubsw + vpmaddwd, 256 bits"
 static inline __m256i int8_madd(__m256i acc, __m256i w, __m256i x) {

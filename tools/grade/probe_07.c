@@ -15,8 +15,9 @@
  *  - every output of rows lo..hi-1 of every position equals chapter 6's
  *    matmul_range() for that position, bit for bit, and no other row is
  *    written (the outputs are filled with a marker first);
- *  - where the type has a tile, the tile is called for every whole tile of
- *    whole position groups in the range and for nothing more (tile_for() is
+ *  - where the type has a tile, the tile is called once for every whole tile
+ *    of rows in the range and every group of positions (whole groups, and the
+ *    padded last one where padding_pays() says so), and for nothing more (tile_for() is
  *    redirected to a counting wrapper for the included file; the chapter is
  *    not changed), and no tile reads a row outside [lo, hi).
  *
@@ -139,10 +140,11 @@ static void check(int type, const char *type_name, int rows, int np, int lo, int
             }
     if (ok && tile_outside) ok = 0, snprintf(why, sizeof why, "a tile was called on rows outside [%d, %d)", lo, hi);
     if (ok && real_tile.rows) {
-        long whole = (long)((hi - lo) / real_tile.rows) * (np / real_tile.positions);
+        int groups = np / real_tile.positions + padding_pays(np % real_tile.positions, real_tile.positions);
+        long whole = (long)((hi - lo) / real_tile.rows) * groups;
         if (tile_calls != whole)
-            ok = 0, snprintf(why, sizeof why, "%ld tile calls for %ld whole tiles of %d rows x %d positions", tile_calls, whole,
-                             real_tile.rows, real_tile.positions);
+            ok = 0, snprintf(why, sizeof why, "%ld tile calls for %ld tiles of %d rows x %d positions (%d groups)", tile_calls, whole,
+                             real_tile.rows, real_tile.positions, groups);
     }
     result(name, ok, why);
 }
