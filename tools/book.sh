@@ -18,6 +18,7 @@
 #                            chart in img/; a note when docs/bench.md is absent
 #   parts/bench_ID.md        the table ID of docs/bench.md (the tables of tools/bench.tsv, which
 #                            the chapters' "Cost and speed" sections include); a note if absent
+#   parts/bench_batch.md     docs/bench_batch.md, chapter 7's run (prompts, llama.cpp, roofline)
 #
 # A page includes a part with \include{doc} NAME.md. Every function of every chapter also
 # gets an alias linking to its line in the annotated source: \ch01_rmsnorm writes
@@ -209,6 +210,11 @@ if [ -e docs/bench.md ]; then
 else
     echo "$NO_BENCH" >"$GEN/parts/bench_all.md"
 fi
+# Chapter 7's own run (docs/bench_batch.md: tools/bench.sh --only '0[67]' with LLAMA_BENCH, on
+# the same 16-core machine as docs/bench.md): prompt processing, llama.cpp and the roofline,
+# whole, for its page
+if [ -e docs/bench_batch.md ]; then md_cells <docs/bench_batch.md >"$GEN/parts/bench_batch.md"
+else echo "$NO_BENCH" >"$GEN/parts/bench_batch.md"; fi
 # the lines above the first table (date, CPU, bandwidth), for the parts of one table
 BENCH_HEAD=$([ -e docs/bench.md ] && awk '/^<!-- bench:/ { exit } { print }' docs/bench.md)
 for id in $( (awk -F '\t' '$1 == "table" { print $2 }' tools/bench.tsv

@@ -38,8 +38,8 @@ END {
     xmin = xmax = pi[1]; ymin = ymax = pg[1]
     for (i = 1; i <= n; i++) { if (pi[i] < xmin) xmin = pi[i]; if (pi[i] > xmax) xmax = pi[i]; if (pg[i] < ymin) ymin = pg[i]; if (pg[i] > ymax) ymax = pg[i] }
     for (t = 1; t <= nthr; t++) {
-        if (num(i8[t]) && i8[t] > ymax) ymax = i8[t] + 0
-        if (num(f32[t]) && f32[t] > ymax) ymax = f32[t] + 0
+        if (num(i8[t]) && i8[t] + 0 > ymax) ymax = i8[t] + 0
+        if (num(f32[t]) && f32[t] + 0 > ymax) ymax = f32[t] + 0
         if (num(i8[t]) && num(bw[t]) && i8[t] / bw[t] > xmax) xmax = i8[t] / bw[t]
     }
     xlo = int(lg(xmin) + 100) - 100; xhi = int(lg(xmax * 2) + 100.999) - 100
