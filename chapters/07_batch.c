@@ -725,13 +725,6 @@ static void matmul_rows(void *arg, int begin, int end, int thread) {
 }
 
 /**
- * Run a matmul step on the model's threads. The caller first rounds the input
- * once into each form the parts' types need (chapter 3's Q8_0, with its
- * scales as floats; Q8_K; fp16); then the rows are shared out, and
- * threadpool_for() returns when every row is done: the barrier after which
- * the next step may read the outputs.
- */
-/**
  * The input of @p t rounded into each form its parts' types need, into the
  * given buffers (for one position: chapter 7 rounds every position of a
  * batch into a row of its own). Returns the number of rows of the step.
@@ -764,6 +757,13 @@ static int round_input(MatmulTask *t, BlockQ8 *xq, float *xd, int16_t *xs, Block
     return n_rows;
 }
 
+/**
+ * Run a matmul step on the model's threads. The caller first rounds the input
+ * once into each form the parts' types need (chapter 3's Q8_0, with its
+ * scales as floats; Q8_K; fp16); then the rows are shared out, and
+ * threadpool_for() returns when every row is done: the barrier after which
+ * the next step may read the outputs.
+ */
 static void run_matmuls(Model *m, MatmulTask *t) {
     Activations *a = &m->a;
     int n_rows = round_input(t, a->xq, a->xd, a->xs, a->xk, a->xh);
