@@ -172,7 +172,7 @@ FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_CC := clang -std=c11 -g -O1 $(WARN) -D_DEFAULT_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # tests/fuzz_model.c records what an input allocates and maps, to release it after fatal()'s longjmp
 FUZZ_WRAP := $(foreach f,malloc calloc realloc aligned_alloc free mmap munmap,-Wl,--wrap=$(f))
-FUZZ_MODEL_SRCS := $(wildcard chapters/$(FUZZ_CHAPTER)_*.c) src/gguf.c src/util.c src/tokenizer.c src/threadpool.c
+FUZZ_MODEL_SRCS := $(wildcard chapters/$(FUZZ_CHAPTER)_*.c) src/gguf.c src/util.c src/tokenizer.c src/bpe.c src/gguf_vocab.c src/threadpool.c
 # name:mksynth shape:gguf_convert type; every one under the model target's -max_len (64 KiB)
 FUZZ_MODEL_SEEDS := d16-f32:16,32,1,2,1:f32 d16-f16:16,32,1,2,1:f16 d32-q8_0:32,64,1,2,1:q8_0 \
     d32-q4_0:32,64,1,2,1:q4_0 d32-l2-q4_0:32,64,2,4,2:q4_0

@@ -926,6 +926,9 @@ Model *model_open(const char *path, const ModelOptions *opts) {
     Model *m = xcalloc(1, sizeof(Model));
     m->gguf = gguf_open(path); /* maps the file and checks its structure */
     read_config(path, m->gguf, &m->cfg);
+    char later[128]; /* a feature of a later family would be left out: refuse rather than run it wrongly */
+    if (gguf_later_feature(m->gguf, later, sizeof later))
+        fatal("%s: %s is not supported by chapter 5 (chapter 8 runs it)", path, later);
     load_weights(path, m->gguf, &m->w, &m->cfg, opts && opts->check_tensors);
     m->vocab = load_vocab(path, m->gguf, m->cfg.vocab_size);
     alloc_activations(&m->a, &m->cfg);

@@ -655,3 +655,28 @@ int gguf_get_i32_array(const GgufFile *g, const char *key, int32_t **out, uint64
     if (rc == GGUF_FOUND) *out = v;
     return rc;
 }
+
+int gguf_later_feature(const GgufFile *g, char *what, size_t what_len) {
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const GgufKV *kv = &g->kv[i];
+        /* rope.scaling.* (linear, yarn, ...), and the old name of the linear factor */
+        static const char *const parts[] = {".rope.scaling.", ".rope.scale_linear"};
+        for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+            size_t n = strlen(parts[k]);
+            for (size_t at = 0; at + n <= kv->key_len; at++)
+                if (memcmp(kv->key + at, parts[k], n) == 0) {
+                    snprintf(what, what_len, "metadata key %.*s", (int)(kv->key_len < 80 ? kv->key_len : 80), kv->key);
+                    return 1;
+                }
+        }
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const char *name = g->tensors[i].name;
+        size_t n = strlen(name);
+        if (strcmp(name, "rope_freqs.weight") == 0 || (n > 5 && strcmp(name + n - 5, ".bias") == 0)) {
+            snprintf(what, what_len, "tensor %s", name);
+            return 1;
+        }
+    }
+    return 0;
+}

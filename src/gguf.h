@@ -128,6 +128,14 @@ const GgufKV *gguf_find_key(const GgufFile *g, const char *key);
 /** The tensor named @p name, or NULL. O(log n_tensors). */
 const GgufTensor *gguf_find_tensor(const GgufFile *g, const char *name);
 
+/**
+ * What a Llama 2-era loader (chapters 5 to 7) would silently leave out of a file of a later
+ * family: the first key or tensor that changes the computation beyond that (RoPE scaling
+ * keys, rope_freqs.weight, a bias tensor), written into @p what, or 0 when there is none.
+ * Those chapters refuse such a file, naming it and chapter 8, instead of running it wrongly.
+ */
+int gguf_later_feature(const GgufFile *g, char *what, size_t what_len);
+
 /** Result of the typed getters below. */
 enum { GGUF_FOUND = 0, GGUF_ABSENT = 1, GGUF_BAD_TYPE = -1 };
 

@@ -50,6 +50,8 @@ typedef struct {
     int verbose;   /**< print load details (tensor types, memory) on stderr */
     int check_tensors; /**< --check-tensors: refuse a weight that is NaN or infinite, naming it */
     int n_batch;       /**< -b: the most positions model_forward_batch() takes at once (chapter 7 on) */
+    int n_ctx;         /**< -c: the most positions to keep (0 = the file's context); chapter 8 on sizes its
+                            KV cache by it and reports it as seq_len; the driver keeps every chapter within it */
 } ModelOptions;
 
 /** A chapter's model. Each chapter defines the struct its own way. */

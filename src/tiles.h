@@ -1,8 +1,9 @@
 /**
  * @file tiles.h
  * @brief Chapter 7's register tiles: a few rows of a weight matrix times a few
- * positions' inputs at once, for every weight type chapter 5 reads, each
- * output bit for bit what chapter 5's one-position kernel gives it.
+ * positions' inputs at once, for every weight type chapter 5 reads and the
+ * three chapter 8 adds (Q5_K, Q3_K, IQ4_XS), each output bit for bit what
+ * the one-position kernel of src/quants.h gives it.
  *
  * Header-only, like src/quants.h, whose block formats and kernels it builds
  * on: each chapter, tool and unit test compiles it with its own flags.
@@ -53,7 +54,7 @@ typedef struct {
     const BlockQ8 *xq;   // (n_in / 32)   Q8_0, Q5_0 and Q4_0 rows
     const float *xd;     // (n_in / 32)   the scales of xq as floats
     const int16_t *xs;   // (n_in / 32)   the sum of each block of xq's quants
-    const BlockQ8_K *xk; // (n_in / 256)  Q4_K and Q6_K rows
+    const BlockQ8_K *xk; // (n_in / 256)  Q4_K, Q6_K, Q5_K, Q3_K and IQ4_XS rows
     const float *xh;     // (n_in)        the input rounded to fp16, F16 rows
 } TileInput;
 
@@ -159,6 +160,87 @@ static inline void tile_q6_K_c(float *out, const uint8_t *rows, size_t row_bytes
         for (int r = 0; r < TILE_C_ROWS; r++) out[p * TILE_C_ROWS + r] = acc[p][r];
 }
 
+/** Q5_K: tile_q4_K_c with the 5-bit quants, as dot_q5_K_c. */
+static inline void tile_q5_K_c(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    float acc[TILE_C_POSITIONS][TILE_C_ROWS] = {{0}};
+    uint8_t q[TILE_C_ROWS][QK_K];
+    int sc[TILE_C_ROWS][8], m[TILE_C_ROWS][8];
+    for (int b = 0; b < n_in / QK_K; b++) {
+        for (int r = 0; r < TILE_C_ROWS; r++) {
+            const BlockQ5_K *blk = (const BlockQ5_K *)(const void *)(rows + row_bytes * (size_t)r) + b;
+            unpack_q5_K(blk, q[r]);
+            for (int j = 0; j < 8; j++) q4_K_scale_min(blk->scales, j, &sc[r][j], &m[r][j]);
+        }
+        for (int p = 0; p < TILE_C_POSITIONS; p++) {
+            const BlockQ8_K *x = in[p].xk + b;
+            for (int r = 0; r < TILE_C_ROWS; r++) {
+                const BlockQ5_K *blk = (const BlockQ5_K *)(const void *)(rows + row_bytes * (size_t)r) + b;
+                int32_t isum = 0, imin = 0;
+                for (int j = 0; j < 8; j++) {
+                    int32_t s = 0;
+                    for (int l = 0; l < 32; l++) s += (int32_t)q[r][32 * j + l] * x->qs[32 * j + l];
+                    isum += sc[r][j] * s;
+                    imin += m[r][j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                }
+                float d = fp16_to_float(blk->d) * x->d, dmin = fp16_to_float(blk->dmin) * x->d;
+                acc[p][r] += d * (float)isum - dmin * (float)imin;
+            }
+        }
+    }
+    for (int p = 0; p < TILE_C_POSITIONS; p++)
+        for (int r = 0; r < TILE_C_ROWS; r++) out[p * TILE_C_ROWS + r] = acc[p][r];
+}
+
+/** Q3_K: per super-block, sum += d·d_x·(float)isum over 16 groups of 16, as dot_q3_K_c. */
+static inline void tile_q3_K_c(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    float acc[TILE_C_POSITIONS][TILE_C_ROWS] = {{0}};
+    int8_t q[TILE_C_ROWS][QK_K];
+    int sc[TILE_C_ROWS][QK_K / 16];
+    for (int b = 0; b < n_in / QK_K; b++) {
+        for (int r = 0; r < TILE_C_ROWS; r++) {
+            const BlockQ3_K *blk = (const BlockQ3_K *)(const void *)(rows + row_bytes * (size_t)r) + b;
+            unpack_q3_K(blk, q[r]);
+            for (int g = 0; g < QK_K / 16; g++) sc[r][g] = q3_K_scale(blk->scales, g);
+        }
+        for (int p = 0; p < TILE_C_POSITIONS; p++) {
+            const BlockQ8_K *x = in[p].xk + b;
+            for (int r = 0; r < TILE_C_ROWS; r++) {
+                const BlockQ3_K *blk = (const BlockQ3_K *)(const void *)(rows + row_bytes * (size_t)r) + b;
+                int32_t isum = 0;
+                for (int g = 0; g < QK_K / 16; g++) isum += sc[r][g] * dot_i8(q[r] + 16 * g, x->qs + 16 * g, 16);
+                acc[p][r] += fp16_to_float(blk->d) * x->d * (float)isum;
+            }
+        }
+    }
+    for (int p = 0; p < TILE_C_POSITIONS; p++)
+        for (int r = 0; r < TILE_C_ROWS; r++) out[p * TILE_C_ROWS + r] = acc[p][r];
+}
+
+/** IQ4_XS: per super-block, sum += d·d_x·(float)isum over 8 sub-blocks of 32, as dot_iq4_xs_c. */
+static inline void tile_iq4_xs_c(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    float acc[TILE_C_POSITIONS][TILE_C_ROWS] = {{0}};
+    int8_t q[TILE_C_ROWS][QK_K];
+    int sc[TILE_C_ROWS][8];
+    for (int b = 0; b < n_in / QK_K; b++) {
+        for (int r = 0; r < TILE_C_ROWS; r++) {
+            const BlockIQ4_XS *blk = (const BlockIQ4_XS *)(const void *)(rows + row_bytes * (size_t)r) + b;
+            unpack_iq4_xs(blk, q[r]);
+            for (int j = 0; j < 8; j++) sc[r][j] = iq4_xs_scale(blk, j);
+        }
+        for (int p = 0; p < TILE_C_POSITIONS; p++) {
+            const BlockQ8_K *x = in[p].xk + b;
+            for (int r = 0; r < TILE_C_ROWS; r++) {
+                const BlockIQ4_XS *blk = (const BlockIQ4_XS *)(const void *)(rows + row_bytes * (size_t)r) + b;
+                int32_t isum = 0;
+                for (int j = 0; j < 8; j++) isum += sc[r][j] * dot_i8(q[r] + 32 * j, x->qs + 32 * j, 32);
+                acc[p][r] += fp16_to_float(blk->d) * x->d * (float)isum;
+            }
+        }
+    }
+    for (int p = 0; p < TILE_C_POSITIONS; p++)
+        for (int r = 0; r < TILE_C_ROWS; r++) out[p * TILE_C_ROWS + r] = acc[p][r];
+}
+
 /**
  * F32 and F16: per output the 16 partial sums of dot_f32_c (sum j takes the
  * elements i ≡ j mod 16), added left to right, then the tail. The weights of
@@ -191,16 +273,19 @@ TILE_FLOAT_C(tile_f32_c, float, same_float, x)
 TILE_FLOAT_C(tile_f16_c, uint16_t, fp16_to_float, xh)
 #undef TILE_FLOAT_C
 
-/** The plain-C tile of @p type (rows = 0 for a type chapter 5 does not read). */
+/** The plain-C tile of @p type (rows = 0 for a type neither chapter 5 nor chapter 8 reads). */
 static inline Tile tile_for_c(int type) {
-    TileFn *fn = type == Q_Q8_0   ? tile_q8_0_c
-                 : type == Q_Q5_0 ? tile_q5_0_c
-                 : type == Q_Q4_0 ? tile_q4_0_c
-                 : type == Q_Q4_K ? tile_q4_K_c
-                 : type == Q_Q6_K ? tile_q6_K_c
-                 : type == Q_F16  ? tile_f16_c
-                 : type == Q_F32  ? tile_f32_c
-                                  : NULL;
+    TileFn *fn = type == Q_Q8_0     ? tile_q8_0_c
+                 : type == Q_Q5_0   ? tile_q5_0_c
+                 : type == Q_Q4_0   ? tile_q4_0_c
+                 : type == Q_Q4_K   ? tile_q4_K_c
+                 : type == Q_Q6_K   ? tile_q6_K_c
+                 : type == Q_Q5_K   ? tile_q5_K_c
+                 : type == Q_Q3_K   ? tile_q3_K_c
+                 : type == Q_IQ4_XS ? tile_iq4_xs_c
+                 : type == Q_F16    ? tile_f16_c
+                 : type == Q_F32    ? tile_f32_c
+                                    : NULL;
     return (Tile){fn ? TILE_C_ROWS : 0, TILE_C_POSITIONS, fn};
 }
 
@@ -211,7 +296,7 @@ static inline Tile tile_for_c(int type) {
 /* Each defines tile_simd_<family>(type): the SIMD tile of this build for the
  * types of its family, or rows = 0. */
 #include "tiles_q8_0.h"  /* Q8_0, Q5_0, Q4_0: the types with Q8_0 inputs */
-#include "tiles_q8_K.h"  /* Q4_K, Q6_K: the types with Q8_K inputs */
+#include "tiles_q8_K.h"  /* Q4_K, Q6_K, Q5_K, Q3_K, IQ4_XS: the types with Q8_K inputs */
 #include "tiles_float.h" /* F32, F16 */
 
 /* ======================================================================== */

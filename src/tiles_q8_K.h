@@ -1,6 +1,7 @@
 /**
  * @file tiles_q8_K.h
- * @brief Chapter 7's SIMD tiles for Q4_K and Q6_K weights (Q8_K inputs) (included by src/tiles.h,
+ * @brief Chapter 7's SIMD tiles for Q4_K and Q6_K weights (Q8_K inputs), and chapter 8's for
+ * Q5_K, Q3_K and IQ4_XS (included by src/tiles.h,
  * whose comment gives the rule: each output bit for bit chapter 5's
  * one-position kernel).
  *
@@ -242,6 +243,195 @@ static inline void tile_q6_K_avx2(float *out, const uint8_t *rows, size_t row_by
     for (int g = 0; g < P / 4; g++) _mm256_storeu_ps(out + 8 * g, _mm256_permutevar8x32_ps(acc[g], _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
+/* ------------------------------------------------------------------------ */
+/* Chapter 8's types, AVX2: Q5_K, Q3_K and IQ4_XS, 2 rows × 8 positions      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The same shapes: Q5_K is Q4_K's tile with a fifth bit or-ed onto each
+ * nibble; Q3_K is Q6_K's (a group of 16 weights per row lane, the quants
+ * unsigned, their offset −4 through the bsums); IQ4_XS is Q4_K's without the
+ * mins, its levels looked up by a byte shuffle and signed, so each position's
+ * input takes the level's sign (one instruction) before the multiply.
+ */
+
+/** The halves at @p p, p + @p row_bytes, ... (@p n = 2 or 4 rows) as floats [h_0 .. h_3] (the rest 0). */
+static inline __m128 qk_halves_rows(const uint8_t *p, size_t row_bytes, int n) {
+    uint16_t h[8] = {0};
+    for (int k = 0; k < n; k++) memcpy(&h[k], p + row_bytes * (size_t)k, 2);
+    return _mm_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+/** Rows 0..1 × positions 0..7 of a Q5_K matrix, as dot_q5_K_c computes each (tile_q4_K_avx2's plan). */
+static inline void tile_q5_K_avx2(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX2_POSITIONS };
+    const __m256i low4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
+    __m256 acc[P / 4] = {_mm256_setzero_ps(), _mm256_setzero_ps()}; /* acc[g] lane 4r + q: row r, position 4g + q */
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const uint8_t *blk = rows + (size_t)b * sizeof(BlockQ5_K); /* row 0's block b; row r's at r·row_bytes */
+        const __m256i scm = q4_K_scales_mins_2rows(blk + 4, row_bytes);
+        /* the fifth bits of weights 32j + l: bit j of qh[l]; shifted down once per sub-block, always bit 0 */
+        __m256i h0 = qk_rows2(blk + offsetof(BlockQ5_K, qh), row_bytes), h1 = qk_rows2(blk + offsetof(BlockQ5_K, qh) + 16, row_bytes);
+        __m256i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) isum[p] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) { /* sub-block j: the low (j even) or high nibbles of quants 32·(j/2) .. +31 */
+            const uint8_t *qs = blk + offsetof(BlockQ5_K, qs) + 32 * (j / 2);
+            __m256i w0 = qk_rows2(qs, row_bytes), w1 = qk_rows2(qs + 16, row_bytes);
+            if (j & 1) w0 = _mm256_srli_epi16(w0, 4), w1 = _mm256_srli_epi16(w1, 4);
+            w0 = _mm256_or_si256(_mm256_and_si256(w0, low4), _mm256_and_si256(_mm256_slli_epi16(h0, 4), bit4));
+            w1 = _mm256_or_si256(_mm256_and_si256(w1, low4), _mm256_and_si256(_mm256_slli_epi16(h1, 4), bit4));
+            h0 = _mm256_srli_epi16(h0, 1), h1 = _mm256_srli_epi16(h1, 1);
+            const __m256i sc = _mm256_shuffle_epi8(scm, _mm256_broadcastsi128_si256(qk_words_of(j, j)));
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+                const int8_t *x = in[p].xk[b].qs + 32 * j;
+                /* pairs ≤ 2·31·127, two of them ≤ 15748: int16 holds them */
+                __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(w0, qk_x2(x)), _mm256_maddubs_epi16(w1, qk_x2(x + 16)));
+                isum[p] = _mm256_add_epi32(isum[p], _mm256_madd_epi16(pairs, sc));
+            }
+        }
+        const __m256i mins = _mm256_shuffle_epi8(scm, _mm256_broadcastsi128_si256(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1)));
+        const __m256 dd = q4_K_d_dmin(blk, row_bytes, 2); /* [d_0 dmin_0 d_1 dmin_1 . . . .] */
+        const __m256 wd = _mm256_permutevar8x32_ps(dd, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+        const __m256 wm = _mm256_permutevar8x32_ps(dd, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3));
+        for (int g = 0; g < P / 4; g++) {
+            const TileInput *ig = in + 4 * g;
+            __m256i imin[4];
+            for (int q = 0; q < 4; q++) imin[q] = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(q4_K_x_sums(&ig[q].xk[b])));
+            __m256 fi = _mm256_cvtepi32_ps(qk_sum4_256(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            __m256 fm = _mm256_cvtepi32_ps(qk_sum4_256(imin[0], imin[1], imin[2], imin[3]));
+            const __m128 xd4 = qk_xd4(ig, b);
+            const __m256 xd = _mm256_set_m128(xd4, xd4);
+            __m256 d = _mm256_mul_ps(wd, xd), dmin = _mm256_mul_ps(wm, xd);
+            acc[g] = _mm256_add_ps(acc[g], _mm256_sub_ps(_mm256_mul_ps(d, fi), _mm256_mul_ps(dmin, fm)));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) _mm256_storeu_ps(out + 8 * g, _mm256_permutevar8x32_ps(acc[g], _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/** The 16 scales (−32..31, int8) of a Q3_K block in each of two rows: lane r holds sc_0..sc_15 of row r (q3_K_scales_16()). */
+static inline __m256i q3_K_scales_2rows(const uint8_t *blk, size_t row_bytes) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(q3_K_scales_16(blk)), q3_K_scales_16(blk + row_bytes), 1);
+}
+
+/** −4·sc_g for g = 8·@p half .. 8·half + 7, as 8 int16 per lane: the −4 of every quant, through the bsums. */
+static inline __m256i q3_K_offset_words(__m256i scales, int half) {
+    const int h = 8 * half;
+    __m128i idx = _mm_setr_epi8(-1, (char)h, -1, (char)(h + 1), -1, (char)(h + 2), -1, (char)(h + 3), -1, (char)(h + 4), -1,
+                                (char)(h + 5), -1, (char)(h + 6), -1, (char)(h + 7));
+    __m256i sc4 = _mm256_srai_epi16(_mm256_shuffle_epi8(scales, _mm256_broadcastsi128_si256(idx)), 6); /* sc·256 / 64 */
+    return _mm256_sub_epi16(_mm256_setzero_si256(), sc4);
+}
+
+/**
+ * The four groups of 16 unsigned quants u = q + 4 (0..7) that bytes
+ * [16s, 16s + 16) of qs half @p h of a Q3_K block give, for two rows: groups
+ * 8h + s, 8h + 2 + s, 8h + 4 + s, 8h + 6 + s (bits 0-1, 2-3, 4-5, 6-7 of the
+ * bytes), each with its high bit from bit 4h + k of hmask[16s ..] set into
+ * bit 2 by a 16-bit shift (a byte's own bit lands there; the rest is masked).
+ */
+static inline void q3_K_groups_2rows(__m256i u[4], const BlockQ3_K *blk, size_t row_bytes, int h, int s) {
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256i a = qk_rows2(blk->qs + 32 * h + 16 * s, row_bytes), m = qk_rows2(blk->hmask + 16 * s, row_bytes);
+    if (h) m = _mm256_srli_epi16(m, 4); /* bits 4..7 down to 0..3 */
+    u[0] = _mm256_or_si256(_mm256_and_si256(a, three), _mm256_and_si256(_mm256_slli_epi16(m, 2), four));
+    u[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 2), three), _mm256_and_si256(_mm256_slli_epi16(m, 1), four));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), three), _mm256_and_si256(m, four));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 6), three), _mm256_and_si256(_mm256_srli_epi16(m, 1), four));
+}
+
+/** Rows 0..1 × positions 0..7 of a Q3_K matrix, as dot_q3_K_c (tile_q6_K_avx2's plan, the offset −4). */
+static inline void tile_q3_K_avx2(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX2_POSITIONS };
+    __m256 acc[P / 4] = {_mm256_setzero_ps(), _mm256_setzero_ps()}; /* acc[g] lane 4r + q: row r, position 4g + q */
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const BlockQ3_K *blk = (const BlockQ3_K *)(const void *)rows + b;
+        const __m256i scales = q3_K_scales_2rows((const uint8_t *)blk, row_bytes);
+        const __m256i off_lo = q3_K_offset_words(scales, 0), off_hi = q3_K_offset_words(scales, 1);
+        __m256i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+            const int16_t *bs = in[p].xk[b].bsums;
+            isum[p] = _mm256_add_epi32(_mm256_madd_epi16(off_lo, qk_x2((const int8_t *)bs)), _mm256_madd_epi16(off_hi, qk_x2((const int8_t *)(bs + 8))));
+        }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 2; s++) {
+                __m256i u[4];
+                q3_K_groups_2rows(u, blk, row_bytes, h, s);
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+                    const int g = 8 * h + 2 * k + s;
+                    const __m256i sc = q6_K_scale_words(scales, g, g);
+                    /* u ≤ 7: pairs ≤ 2·7·127 */
+                    _Pragma("GCC unroll 8") for (int p = 0; p < P; p++)
+                        isum[p] = _mm256_add_epi32(isum[p], _mm256_madd_epi16(_mm256_maddubs_epi16(u[k], qk_x2(in[p].xk[b].qs + 16 * g)), sc));
+                }
+            }
+        const __m128 d2 = qk_halves_rows((const uint8_t *)&blk->d, row_bytes, 2);
+        const __m256 wd = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+        for (int g = 0; g < P / 4; g++) {
+            const __m128 xd4 = qk_xd4(in + 4 * g, b);
+            __m256 fi = _mm256_cvtepi32_ps(qk_sum4_256(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(_mm256_mul_ps(wd, _mm256_set_m128(xd4, xd4)), fi));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) _mm256_storeu_ps(out + 8 * g, _mm256_permutevar8x32_ps(acc[g], _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/** The 8 sub-block scales (−32..31) of @p n rows' IQ4_XS block @p b, as int16 words: words 8r .. 8r + 7 for row r. */
+static inline void iq4_xs_scale_words(int16_t *words, const uint8_t *rows, size_t row_bytes, int b, int n) {
+    for (int r = 0; r < n; r++) {
+        const BlockIQ4_XS *blk = (const BlockIQ4_XS *)(const void *)(rows + row_bytes * (size_t)r) + b;
+        for (int j = 0; j < 8; j++) words[8 * r + j] = (int16_t)iq4_xs_scale(blk, j);
+    }
+}
+
+/** A byte-shuffle pattern that puts word @p j of each 128-bit lane into all 8 of its words. */
+static inline __m128i qk_word_everywhere(int j) {
+    const short w = (short)((2 * j + 1) << 8 | 2 * j);
+    return _mm_set1_epi16(w);
+}
+
+/**
+ * Rows 0..1 × positions 0..7 of an IQ4_XS matrix, as dot_iq4_xs_c. A
+ * sub-block's 16 bytes of two rows are one register; its low nibbles (the
+ * first 16 weights) and high nibbles (the next 16), looked up in the table,
+ * are two registers of signed levels, whose magnitudes go into the multiply
+ * and whose signs go onto each position's input. Pairs ≤ 2·127·127: each
+ * register is scaled into int32 on its own.
+ */
+static inline void tile_iq4_xs_avx2(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX2_POSITIONS };
+    const __m256i low4 = _mm256_set1_epi8(15), table = iq4_nl_table256();
+    __m256 acc[P / 4] = {_mm256_setzero_ps(), _mm256_setzero_ps()}; /* acc[g] lane 4r + q: row r, position 4g + q */
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const BlockIQ4_XS *blk = (const BlockIQ4_XS *)(const void *)rows + b;
+        int16_t words[16];
+        iq4_xs_scale_words(words, rows, row_bytes, b, 2);
+        const __m256i scw = _mm256_loadu_si256((const __m256i *)(const void *)words); /* lane r: row r's 8 scales */
+        __m256i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) isum[p] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i v = qk_rows2(blk->qs + 16 * j, row_bytes);
+            const __m256i w0 = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low4));
+            const __m256i w1 = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+            const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+            const __m256i sc = _mm256_shuffle_epi8(scw, _mm256_broadcastsi128_si256(qk_word_everywhere(j)));
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+                const int8_t *x = in[p].xk[b].qs + 32 * j;
+                __m256i p0 = _mm256_maddubs_epi16(a0, _mm256_sign_epi8(qk_x2(x), w0));
+                __m256i p1 = _mm256_maddubs_epi16(a1, _mm256_sign_epi8(qk_x2(x + 16), w1));
+                isum[p] = _mm256_add_epi32(isum[p], _mm256_add_epi32(_mm256_madd_epi16(p0, sc), _mm256_madd_epi16(p1, sc)));
+            }
+        }
+        const __m128 d2 = qk_halves_rows((const uint8_t *)&blk->d, row_bytes, 2);
+        const __m256 wd = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+        for (int g = 0; g < P / 4; g++) {
+            const __m128 xd4 = qk_xd4(in + 4 * g, b);
+            __m256 fi = _mm256_cvtepi32_ps(qk_sum4_256(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(_mm256_mul_ps(wd, _mm256_set_m128(xd4, xd4)), fi));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) _mm256_storeu_ps(out + 8 * g, _mm256_permutevar8x32_ps(acc[g], _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
 
 /* ------------------------------------------------------------------------ */
 /* AVX-512 with VNNI: 4 rows × 8 positions                                   */
@@ -374,6 +564,155 @@ static inline void tile_q6_K_avx512(float *out, const uint8_t *rows, size_t row_
 #undef QK_JOIN
         const __m512 wd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
                                                 _mm512_castps128_ps512(q6_K_d(blk, row_bytes, 4)));
+        for (int g = 0; g < P / 4; g++) {
+            __m512 fi = _mm512_cvtepi32_ps(qk_sum4_512(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            acc[g] = _mm512_add_ps(acc[g], _mm512_mul_ps(_mm512_mul_ps(wd, _mm512_broadcast_f32x4(qk_xd4(in + 4 * g, b))), fi));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) qk_store4x4(out + 16 * g, acc[g]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chapter 8's types, AVX-512 with VNNI: 4 rows × 8 positions                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Rows 0..3 × positions 0..7 of a Q5_K matrix, as dot_q5_K_c (tile_q4_K_avx512's
+ * plan). With the fifth bit a dpbusd pair of a sub-block sums 8 products ≤
+ * 31·127 each: ≤ 31496, still an int16 for the pack.
+ */
+static inline void tile_q5_K_avx512(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX512_POSITIONS };
+    const __m512i low4 = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(16);
+    __m512 acc[P / 4] = {_mm512_setzero_ps(), _mm512_setzero_ps()}; /* acc[g] lane 4r + q: row r, position 4g + q */
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const uint8_t *blk = rows + (size_t)b * sizeof(BlockQ5_K);
+        const __m512i scm = _mm512_inserti64x4(_mm512_castsi256_si512(q4_K_scales_mins_2rows(blk + 4, row_bytes)),
+                                               q4_K_scales_mins_2rows(blk + 4 + 2 * row_bytes, row_bytes), 1);
+        __m512i h0 = qk_rows4(blk + offsetof(BlockQ5_K, qh), row_bytes), h1 = qk_rows4(blk + offsetof(BlockQ5_K, qh) + 16, row_bytes);
+        __m512i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) isum[p] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) { /* quants 32c .. 32c + 31: sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+            const uint8_t *qs = blk + offsetof(BlockQ5_K, qs) + 32 * c;
+            const __m512i raw0 = qk_rows4(qs, row_bytes), raw1 = qk_rows4(qs + 16, row_bytes);
+            const __m512i lo0 = _mm512_or_si512(_mm512_and_si512(raw0, low4), _mm512_and_si512(_mm512_slli_epi16(h0, 4), bit4));
+            const __m512i lo1 = _mm512_or_si512(_mm512_and_si512(raw1, low4), _mm512_and_si512(_mm512_slli_epi16(h1, 4), bit4));
+            h0 = _mm512_srli_epi16(h0, 1), h1 = _mm512_srli_epi16(h1, 1);
+            const __m512i hi0 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4), _mm512_and_si512(_mm512_slli_epi16(h0, 4), bit4));
+            const __m512i hi1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4), _mm512_and_si512(_mm512_slli_epi16(h1, 4), bit4));
+            h0 = _mm512_srli_epi16(h0, 1), h1 = _mm512_srli_epi16(h1, 1);
+            const __m512i sc = _mm512_shuffle_epi8(scm, _mm512_broadcast_i32x4(qk_words_of(2 * c, 2 * c + 1)));
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+                const int8_t *x = in[p].xk[b].qs + 64 * c;
+                __m512i s_lo = _mm512_dpbusd_epi32(qk_dot(lo0, qk_x4(x)), lo1, qk_x4(x + 16));
+                __m512i s_hi = _mm512_dpbusd_epi32(qk_dot(hi0, qk_x4(x + 32)), hi1, qk_x4(x + 48));
+                isum[p] = _mm512_dpwssd_epi32(isum[p], _mm512_packs_epi32(s_lo, s_hi), sc);
+            }
+        }
+        const __m512i mins = _mm512_shuffle_epi8(scm, _mm512_broadcast_i32x4(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1)));
+        const __m512 dd = _mm512_castps256_ps512(q4_K_d_dmin(blk, row_bytes, 4)); /* [d_0 dmin_0 ... d_3 dmin_3] */
+        const __m512 wd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6), dd);
+        const __m512 wm = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7), dd);
+        for (int g = 0; g < P / 4; g++) {
+            const TileInput *ig = in + 4 * g;
+            __m512i imin[4];
+            for (int q = 0; q < 4; q++) imin[q] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins, _mm512_broadcast_i32x4(q4_K_x_sums(&ig[q].xk[b])));
+            __m512 fi = _mm512_cvtepi32_ps(qk_sum4_512(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            __m512 fm = _mm512_cvtepi32_ps(qk_sum4_512(imin[0], imin[1], imin[2], imin[3]));
+            const __m512 xd = _mm512_broadcast_f32x4(qk_xd4(ig, b));
+            __m512 d = _mm512_mul_ps(wd, xd), dmin = _mm512_mul_ps(wm, xd);
+            acc[g] = _mm512_add_ps(acc[g], _mm512_sub_ps(_mm512_mul_ps(d, fi), _mm512_mul_ps(dmin, fm)));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) qk_store4x4(out + 16 * g, acc[g]);
+}
+
+/** q3_K_groups_2rows for rows 0..3, one row per lane. */
+static inline void q3_K_groups_4rows(__m512i u[4], const BlockQ3_K *blk, size_t row_bytes, int h, int s) {
+    const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    __m512i a = qk_rows4(blk->qs + 32 * h + 16 * s, row_bytes), m = qk_rows4(blk->hmask + 16 * s, row_bytes);
+    if (h) m = _mm512_srli_epi16(m, 4);
+    u[0] = _mm512_or_si512(_mm512_and_si512(a, three), _mm512_and_si512(_mm512_slli_epi16(m, 2), four));
+    u[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 2), three), _mm512_and_si512(_mm512_slli_epi16(m, 1), four));
+    u[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), three), _mm512_and_si512(m, four));
+    u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 6), three), _mm512_and_si512(_mm512_srli_epi16(m, 1), four));
+}
+
+/** Rows 0..3 × positions 0..7 of a Q3_K matrix, as dot_q3_K_c (tile_q6_K_avx512's plan; dpbusd sums ≤ 4·7·127). */
+static inline void tile_q3_K_avx512(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX512_POSITIONS };
+    __m512 acc[P / 4] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const BlockQ3_K *blk = (const BlockQ3_K *)(const void *)rows + b;
+        const __m256i sc01 = q3_K_scales_2rows((const uint8_t *)blk, row_bytes);
+        const __m256i sc23 = q3_K_scales_2rows((const uint8_t *)blk + 2 * row_bytes, row_bytes);
+#define QK_JOIN(f, ...) _mm512_inserti64x4(_mm512_castsi256_si512(f(sc01, __VA_ARGS__)), f(sc23, __VA_ARGS__), 1)
+        const __m512i off_lo = QK_JOIN(q3_K_offset_words, 0), off_hi = QK_JOIN(q3_K_offset_words, 1);
+        __m512i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+            const int16_t *bs = in[p].xk[b].bsums;
+            isum[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(_mm512_setzero_si512(), off_lo, qk_x4(bs)), off_hi, qk_x4(bs + 8));
+        }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 2; s++) {
+                __m512i u[4];
+                q3_K_groups_4rows(u, blk, row_bytes, h, s);
+                const int g = 8 * h + s; /* u[k] is group g + 2k */
+                const __m512i sc_a = QK_JOIN(q6_K_scale_words, g, g + 2), sc_b = QK_JOIN(q6_K_scale_words, g + 4, g + 6);
+                _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+                    const int8_t *x = in[p].xk[b].qs + 16 * g;
+                    __m512i a = _mm512_packs_epi32(qk_dot(u[0], qk_x4(x)), qk_dot(u[1], qk_x4(x + 32)));
+                    __m512i c = _mm512_packs_epi32(qk_dot(u[2], qk_x4(x + 64)), qk_dot(u[3], qk_x4(x + 96)));
+                    isum[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[p], a, sc_a), c, sc_b);
+                }
+            }
+#undef QK_JOIN
+        const __m512 wd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                                _mm512_castps128_ps512(qk_halves_rows((const uint8_t *)&blk->d, row_bytes, 4)));
+        for (int g = 0; g < P / 4; g++) {
+            __m512 fi = _mm512_cvtepi32_ps(qk_sum4_512(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
+            acc[g] = _mm512_add_ps(acc[g], _mm512_mul_ps(_mm512_mul_ps(wd, _mm512_broadcast_f32x4(qk_xd4(in + 4 * g, b))), fi));
+        }
+    }
+    for (int g = 0; g < P / 4; g++) qk_store4x4(out + 16 * g, acc[g]);
+}
+
+/**
+ * Rows 0..3 × positions 0..7 of an IQ4_XS matrix, as dot_iq4_xs_c
+ * (tile_iq4_xs_avx2's plan). AVX-512 has no byte sign instruction: each
+ * position's input is negated, under a mask of the negative levels, by one
+ * masked subtraction. The signed levels' pair sums (≤ 2·127·127) do not fit
+ * the pack of the other tiles, so maddubs makes them and dpwssd scales them.
+ */
+static inline void tile_iq4_xs_avx512(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_AVX512_POSITIONS };
+    const __m512i low4 = _mm512_set1_epi8(15), table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_levels()));
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc[P / 4] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const BlockIQ4_XS *blk = (const BlockIQ4_XS *)(const void *)rows + b;
+        int16_t words[32];
+        iq4_xs_scale_words(words, rows, row_bytes, b, 4);
+        const __m512i scw = _mm512_loadu_si512((const void *)words); /* lane r: row r's 8 scales */
+        __m512i isum[P];
+        _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) isum[p] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            const __m512i v = qk_rows4(blk->qs + 16 * j, row_bytes);
+            const __m512i w0 = _mm512_shuffle_epi8(table, _mm512_and_si512(v, low4));
+            const __m512i w1 = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+            const __mmask64 n0 = _mm512_movepi8_mask(w0), n1 = _mm512_movepi8_mask(w1); /* the negative levels */
+            const __m512i a0 = _mm512_abs_epi8(w0), a1 = _mm512_abs_epi8(w1);
+            const __m512i sc = _mm512_shuffle_epi8(scw, _mm512_broadcast_i32x4(qk_word_everywhere(j)));
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {
+                const int8_t *x = in[p].xk[b].qs + 32 * j;
+                const __m512i x0 = qk_x4(x), x1 = qk_x4(x + 16);
+                __m512i p0 = _mm512_maddubs_epi16(a0, _mm512_mask_sub_epi8(x0, n0, zero, x0));
+                __m512i p1 = _mm512_maddubs_epi16(a1, _mm512_mask_sub_epi8(x1, n1, zero, x1));
+                isum[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[p], p0, sc), p1, sc);
+            }
+        }
+        const __m512 wd = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                                _mm512_castps128_ps512(qk_halves_rows((const uint8_t *)&blk->d, row_bytes, 4)));
         for (int g = 0; g < P / 4; g++) {
             __m512 fi = _mm512_cvtepi32_ps(qk_sum4_512(isum[4 * g], isum[4 * g + 1], isum[4 * g + 2], isum[4 * g + 3]));
             acc[g] = _mm512_add_ps(acc[g], _mm512_mul_ps(_mm512_mul_ps(wd, _mm512_broadcast_f32x4(qk_xd4(in + 4 * g, b))), fi));
@@ -577,19 +916,171 @@ static inline void tile_q6_K_neon(float *out, const uint8_t *rows, size_t row_by
     for (int p = 0; p < P; p++) vst1q_f32(out + 4 * p, acc[p]);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Chapter 8's types on NEON: Q5_K, Q3_K and IQ4_XS, 4 rows × 8 positions    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The same transposes and indexed dot products. The transposes move whole
+ * 32-bit groups and the decoding works byte by byte, so the high bits (qh,
+ * hmask) are transposed as they are and decoded beside their low bits. The
+ * scales of Q3_K and IQ4_XS are decoded in scalar code, once per super-block
+ * and four rows, into one int32 lane per row: 8 positions use each.
+ */
+
+/** Rows 0..3 × positions 0..7 of a Q5_K matrix, as dot_q5_K_c (tile_q4_K_neon with qh's fifth bits). */
+static inline void tile_q5_K_neon(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_NEON_POSITIONS };
+    const uint8x16_t one = vdupq_n_u8(1), low4 = vdupq_n_u8(15);
+    float32x4_t acc[P];
+    for (int p = 0; p < P; p++) acc[p] = vdupq_n_f32(0.0f);
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const uint8_t *blk = rows + (size_t)b * sizeof(BlockQ5_K);
+        int32x4_t sc[8], isum[P];
+        int16x8_t mins[4];
+        q4_K_scales_mins_4rows(sc, mins, blk + 4, row_bytes);
+        uint8x16_t hb[2][4]; /* the fifth bits of weights l (hb[0]) and 16 + l (hb[1]): bit j for sub-block j, shifted down as they are used */
+        qk_transpose4(hb[0], blk + offsetof(BlockQ5_K, qh), row_bytes);
+        qk_transpose4(hb[1], blk + offsetof(BlockQ5_K, qh) + 16, row_bytes);
+        for (int p = 0; p < P; p++) isum[p] = vdupq_n_s32(0);
+        for (int c = 0; c < 4; c++) { /* quants 32c .. 32c + 31: sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+            uint8x16_t raw[2][4];
+            qk_transpose4(raw[0], blk + offsetof(BlockQ5_K, qs) + 32 * c, row_bytes);
+            qk_transpose4(raw[1], blk + offsetof(BlockQ5_K, qs) + 32 * c + 16, row_bytes);
+            for (int high = 0; high < 2; high++) {
+                int8x16_t w[2][4];
+                for (int h = 0; h < 2; h++)
+                    for (int t = 0; t < 4; t++) {
+                        uint8x16_t q = high ? vshrq_n_u8(raw[h][t], 4) : vandq_u8(raw[h][t], low4);
+                        w[h][t] = vreinterpretq_s8_u8(vorrq_u8(q, vshlq_n_u8(vandq_u8(hb[h][t], one), 4)));
+                        hb[h][t] = vshrq_n_u8(hb[h][t], 1);
+                    }
+                for (int p = 0; p < P; p++) {
+                    const int8_t *x = in[p].xk[b].qs + 64 * c + 32 * high;
+                    int32x4_t s = qk_dot4(qk_dot4(vdupq_n_s32(0), w[0], vld1q_s8(x)), w[1], vld1q_s8(x + 16));
+                    isum[p] = vmlaq_s32(isum[p], s, sc[2 * c + high]);
+                }
+            }
+        }
+        const float32x4_t wd = qk_halves4(blk, 0, row_bytes), wm = qk_halves4(blk, 2, row_bytes);
+        for (int p = 0; p < P; p++) {
+            const BlockQ8_K *x = &in[p].xk[b];
+            int16x8_t bs = vpaddq_s16(vld1q_s16(x->bsums), vld1q_s16(x->bsums + 8)); /* x's sum per sub-block */
+            int32x4_t imin = vmull_laneq_s16(vget_low_s16(mins[0]), bs, 0);
+            imin = vmlal_high_laneq_s16(imin, mins[0], bs, 1);
+            imin = vmlal_laneq_s16(imin, vget_low_s16(mins[1]), bs, 2);
+            imin = vmlal_high_laneq_s16(imin, mins[1], bs, 3);
+            imin = vmlal_laneq_s16(imin, vget_low_s16(mins[2]), bs, 4);
+            imin = vmlal_high_laneq_s16(imin, mins[2], bs, 5);
+            imin = vmlal_laneq_s16(imin, vget_low_s16(mins[3]), bs, 6);
+            imin = vmlal_high_laneq_s16(imin, mins[3], bs, 7);
+            float32x4_t d = vmulq_n_f32(wd, x->d), dmin = vmulq_n_f32(wm, x->d);
+            acc[p] = vaddq_f32(acc[p], vsubq_f32(vmulq_f32(d, vcvtq_f32_s32(isum[p])), vmulq_f32(dmin, vcvtq_f32_s32(imin))));
+        }
+    }
+    for (int p = 0; p < P; p++) vst1q_f32(out + 4 * p, acc[p]);
+}
+
+/**
+ * Rows 0..3 × positions 0..7 of a Q3_K matrix, as dot_q3_K_c. The quants go
+ * in signed ((low | high << 2) − 4), as in tile_q6_K_neon: no correction
+ * through the bsums.
+ */
+static inline void tile_q3_K_neon(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_NEON_POSITIONS };
+    const uint8x16_t three = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    float32x4_t acc[P];
+    for (int p = 0; p < P; p++) acc[p] = vdupq_n_f32(0.0f);
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const uint8_t *bytes = rows + (size_t)b * sizeof(BlockQ3_K);
+        int32_t scales[QK_K / 16][4]; /* [g][r]: row r's scale of group g */
+        for (int r = 0; r < 4; r++)
+            for (int g = 0; g < QK_K / 16; g++)
+                scales[g][r] = q3_K_scale(((const BlockQ3_K *)(const void *)(bytes + row_bytes * (size_t)r))->scales, g);
+        int32x4_t isum[P];
+        for (int p = 0; p < P; p++) isum[p] = vdupq_n_s32(0);
+        for (int s = 0; s < 2; s++) {
+            uint8x16_t m[4]; /* hmask[16s ..]: bit 4h + k for run k of half h; shifted down as used */
+            qk_transpose4(m, bytes + offsetof(BlockQ3_K, hmask) + 16 * s, row_bytes);
+            for (int h = 0; h < 2; h++) {
+                uint8x16_t a[4];
+                qk_transpose4(a, bytes + offsetof(BlockQ3_K, qs) + 32 * h + 16 * s, row_bytes);
+                for (int k = 0; k < 4; k++) {
+                    const int g = 8 * h + 2 * k + s;
+                    int8x16_t w[4];
+                    for (int t = 0; t < 4; t++) {
+                        uint8x16_t u = vorrq_u8(vandq_u8(a[t], three), vshlq_n_u8(vandq_u8(m[t], one), 2));
+                        w[t] = vsubq_s8(vreinterpretq_s8_u8(u), vdupq_n_s8(4));
+                        a[t] = vshrq_n_u8(a[t], 2), m[t] = vshrq_n_u8(m[t], 1);
+                    }
+                    const int32x4_t sc = vld1q_s32(scales[g]);
+                    for (int p = 0; p < P; p++)
+                        isum[p] = vmlaq_s32(isum[p], qk_dot4(vdupq_n_s32(0), w, vld1q_s8(in[p].xk[b].qs + 16 * g)), sc);
+                }
+            }
+        }
+        const float32x4_t wd = qk_halves4(bytes, offsetof(BlockQ3_K, d), row_bytes);
+        for (int p = 0; p < P; p++)
+            acc[p] = vaddq_f32(acc[p], vmulq_f32(vmulq_n_f32(wd, in[p].xk[b].d), vcvtq_f32_s32(isum[p])));
+    }
+    for (int p = 0; p < P; p++) vst1q_f32(out + 4 * p, acc[p]);
+}
+
+/** Rows 0..3 × positions 0..7 of an IQ4_XS matrix, as dot_iq4_xs_c: the transposed indices looked up in the table, signed levels into sdot. */
+static inline void tile_iq4_xs_neon(float *out, const uint8_t *rows, size_t row_bytes, const TileInput *in, int n_in) {
+    enum { P = TILE_QK_NEON_POSITIONS };
+    const int8x16_t table = vld1q_s8(iq4_nl_levels());
+    const uint8x16_t low4 = vdupq_n_u8(15);
+    float32x4_t acc[P];
+    for (int p = 0; p < P; p++) acc[p] = vdupq_n_f32(0.0f);
+    for (int b = 0; b < n_in / QK_K; b++) {
+        const uint8_t *bytes = rows + (size_t)b * sizeof(BlockIQ4_XS);
+        int32_t scales[8][4]; /* [j][r]: row r's scale of sub-block j */
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 8; j++) scales[j][r] = iq4_xs_scale((const BlockIQ4_XS *)(const void *)(bytes + row_bytes * (size_t)r), j);
+        int32x4_t isum[P];
+        for (int p = 0; p < P; p++) isum[p] = vdupq_n_s32(0);
+        for (int j = 0; j < 8; j++) {
+            uint8x16_t t4[4];
+            qk_transpose4(t4, bytes + offsetof(BlockIQ4_XS, qs) + 16 * j, row_bytes);
+            int8x16_t lo[4], hi[4]; /* the sub-block's weights 0..15 and 16..31 */
+            for (int t = 0; t < 4; t++) lo[t] = vqtbl1q_s8(table, vandq_u8(t4[t], low4)), hi[t] = vqtbl1q_s8(table, vshrq_n_u8(t4[t], 4));
+            const int32x4_t sc = vld1q_s32(scales[j]);
+            for (int p = 0; p < P; p++) {
+                const int8_t *x = in[p].xk[b].qs + 32 * j;
+                int32x4_t s = qk_dot4(qk_dot4(vdupq_n_s32(0), lo, vld1q_s8(x)), hi, vld1q_s8(x + 16));
+                isum[p] = vmlaq_s32(isum[p], s, sc);
+            }
+        }
+        const float32x4_t wd = qk_halves4(bytes, offsetof(BlockIQ4_XS, d), row_bytes);
+        for (int p = 0; p < P; p++)
+            acc[p] = vaddq_f32(acc[p], vmulq_f32(vmulq_n_f32(wd, in[p].xk[b].d), vcvtq_f32_s32(isum[p])));
+    }
+    for (int p = 0; p < P; p++) vst1q_f32(out + 4 * p, acc[p]);
+}
+
 #endif /* SIMD_NEON */
 
-/** The SIMD tile of this build for Q4_K or Q6_K weights; rows = 0 for any other type, or where there is none. */
+/** The SIMD tile of this build for Q4_K, Q6_K, Q5_K, Q3_K or IQ4_XS weights; rows = 0 for any other type, or where there is none. */
 static inline Tile tile_simd_q8_K(int type) {
 #if SIMD_AVX512 && defined(__AVX512VNNI__)
     if (type == Q_Q4_K) return (Tile){TILE_QK_AVX512_ROWS, TILE_QK_AVX512_POSITIONS, tile_q4_K_avx512};
     if (type == Q_Q6_K) return (Tile){TILE_QK_AVX512_ROWS, TILE_QK_AVX512_POSITIONS, tile_q6_K_avx512};
+    if (type == Q_Q5_K) return (Tile){TILE_QK_AVX512_ROWS, TILE_QK_AVX512_POSITIONS, tile_q5_K_avx512};
+    if (type == Q_Q3_K) return (Tile){TILE_QK_AVX512_ROWS, TILE_QK_AVX512_POSITIONS, tile_q3_K_avx512};
+    if (type == Q_IQ4_XS) return (Tile){TILE_QK_AVX512_ROWS, TILE_QK_AVX512_POSITIONS, tile_iq4_xs_avx512};
 #elif SIMD_X86
     if (type == Q_Q4_K) return (Tile){TILE_QK_AVX2_ROWS, TILE_QK_AVX2_POSITIONS, tile_q4_K_avx2};
     if (type == Q_Q6_K) return (Tile){TILE_QK_AVX2_ROWS, TILE_QK_AVX2_POSITIONS, tile_q6_K_avx2};
+    if (type == Q_Q5_K) return (Tile){TILE_QK_AVX2_ROWS, TILE_QK_AVX2_POSITIONS, tile_q5_K_avx2};
+    if (type == Q_Q3_K) return (Tile){TILE_QK_AVX2_ROWS, TILE_QK_AVX2_POSITIONS, tile_q3_K_avx2};
+    if (type == Q_IQ4_XS) return (Tile){TILE_QK_AVX2_ROWS, TILE_QK_AVX2_POSITIONS, tile_iq4_xs_avx2};
 #elif SIMD_NEON
     if (type == Q_Q4_K) return (Tile){TILE_QK_NEON_ROWS, TILE_QK_NEON_POSITIONS, tile_q4_K_neon};
     if (type == Q_Q6_K) return (Tile){TILE_QK_NEON_ROWS, TILE_QK_NEON_POSITIONS, tile_q6_K_neon};
+    if (type == Q_Q5_K) return (Tile){TILE_QK_NEON_ROWS, TILE_QK_NEON_POSITIONS, tile_q5_K_neon};
+    if (type == Q_Q3_K) return (Tile){TILE_QK_NEON_ROWS, TILE_QK_NEON_POSITIONS, tile_q3_K_neon};
+    if (type == Q_IQ4_XS) return (Tile){TILE_QK_NEON_ROWS, TILE_QK_NEON_POSITIONS, tile_iq4_xs_neon};
 #endif
     (void)type;
     return (Tile){0, 0, NULL};

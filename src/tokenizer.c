@@ -56,6 +56,17 @@
  * go longest first, a new occurrence overlaps an earlier claim exactly when
  * its first or its last byte is claimed (a claim at least as long cannot hide
  * strictly inside it), so the overlap test costs two lookups.
+ *
+ * @section tok_bpe Byte-level BPE vocabularies
+ * vocab_from_bpe() builds the same structure for a byte-level BPE vocabulary
+ * (GGUF tokenizer.ggml.model "gpt2": Llama 3, Qwen2, SmolLM): the pieces are
+ * the tokens' raw bytes, special tokens are cut out of the text by the same
+ * automaton, and each stretch between them goes to bpe.c (its pre-tokenizer
+ * and its merges) instead of the SentencePiece merging above. There is no
+ * dummy prefix. The text look-up that BPE needs is not quite vocab_lookup():
+ * llama.cpp compares texts in the byte-to-unicode form, where a special token
+ * whose text is not in that form can never be found, so a second index (the
+ * "keys") holds each token under the raw bytes its stored text stands for.
  */
 #include "tokenizer.h"
 
@@ -67,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpe.h"
 #include "util.h"
 
 /* Pieces of real vocabularies are at most a few dozen bytes; a length beyond
@@ -81,7 +93,15 @@
 #define MAX_PROBES 32
 
 /* GGUF token types (tokenizer.ggml.token_type). */
-enum { TYPE_UNKNOWN = 2, TYPE_CONTROL = 3, TYPE_USER_DEFINED = 4, TYPE_BYTE = 6 };
+enum { TYPE_NORMAL = 1, TYPE_UNKNOWN = 2, TYPE_CONTROL = 3, TYPE_USER_DEFINED = 4, TYPE_BYTE = 6 };
+
+/* What a token prints as (llama.cpp's token_to_piece): its piece; nothing
+ * unless special tokens are shown (control and unknown); always its text
+ * (user-defined); its byte (byte tokens); never anything (unused, undefined). */
+enum { PIECE_NORMAL, PIECE_CONTROL, PIECE_USER, PIECE_BYTE, PIECE_HIDDEN };
+
+/* llama.cpp gives an empty token this text ("[EMPTY_7]"): at most this long. */
+#define EMPTY_NAME_MAX 24
 
 /** The vocabulary plus what only this file needs. Vocab comes first, so a
  * Vocab * handed out by the constructors converts back to a VocabImpl *. */
@@ -95,7 +115,7 @@ typedef struct {
     unsigned char label;    /* the byte on the edge into this node */
 } TrieNode;
 
-typedef struct {
+typedef struct VocabImplTag {
     Vocab pub;
     char *text;                /* every piece, NUL-terminated, back to back */
     int *sorted;               /* (n_tokens) ids sorted by piece text, for binary search */
@@ -108,6 +128,9 @@ typedef struct {
     unsigned char joins[256][32]; /* bit b of row a: some piece holds byte a followed by byte b */
     TrieNode *trie;            /* the specials' automaton; node 0 is the root */
     int root_child[256];       /* the root's child for each byte, or -1 */
+    unsigned char *piece_kind; /* (n_tokens) PIECE_*, from the GGUF types; NULL for llama2.c */
+    struct VocabImplTag *keys; /* BPE: the tokens under the raw bytes llama.cpp compares (see tok_bpe) */
+    Bpe *bpe;                  /* BPE: the pre-tokenizer and the merges; NULL for SentencePiece */
 } VocabImpl;
 
 static const VocabImpl *impl_of(const Vocab *v) { return (const VocabImpl *)v; }
@@ -325,8 +348,8 @@ static void build_trie(VocabImpl *vi, const char *origin) {
 /** The indexes every constructor needs once the pieces are in place. */
 static void vocab_finish(VocabImpl *vi, const char *origin) {
     Vocab *v = &vi->pub;
-    sort_ids(v, NULL, v->n_tokens, by_text_then_id, vi->sorted);
     build_hash(vi);
+    if (!vi->slots) sort_ids(v, NULL, v->n_tokens, by_text_then_id, vi->sorted); /* only the fallback needs it */
     for (int b = 0; b < 256; b++) v->byte_token[b] = -1;
     for (int id = 0; id < v->n_tokens; id++) {
         const unsigned char *p = (const unsigned char *)v->pieces[id];
@@ -343,6 +366,29 @@ static void vocab_finish(VocabImpl *vi, const char *origin) {
         if (vi->is_special[id] && v->piece_lens[id] > 0) vi->specials[k++] = id;
     sort_ids(v, vi->specials, vi->n_specials, by_length_desc_then_id, vi->specials);
     build_trie(vi, origin);
+}
+
+/** What every SentencePiece vocabulary starts with: BOS added, no EOS, no end-of-turn token, no
+ * list of end-of-generation ids (vocab_is_eog() is then id == EOS), no chat template. */
+static void set_spm_defaults(Vocab *v) {
+    v->kind = VOCAB_SPM;
+    v->add_bos = 1;
+    v->add_eos = 0;
+    v->eot_id = -1;
+    v->eog_ids = NULL;
+    v->n_eog = 0;
+    v->chat_template = NULL;
+}
+
+/** How a token of GGUF type @p type prints (PIECE_*). */
+static unsigned char piece_kind_of(int type) {
+    switch (type) {
+    case TYPE_NORMAL: return PIECE_NORMAL;
+    case TYPE_UNKNOWN: case TYPE_CONTROL: return PIECE_CONTROL;
+    case TYPE_USER_DEFINED: return PIECE_USER;
+    case TYPE_BYTE: return PIECE_BYTE;
+    default: return PIECE_HIDDEN; /* unused (5), undefined (0) and types GGUF does not define */
+    }
 }
 
 static int32_t read_i32(const uint8_t *p) {
@@ -391,6 +437,7 @@ Vocab *vocab_load_llama2c(const char *path, int n_tokens) {
     vi->pub.bos_id = 1;
     vi->pub.eos_id = 2;
     vi->pub.parse_special = 0;
+    set_spm_defaults(&vi->pub);
     vocab_finish(vi, path);
     return &vi->pub;
 }
@@ -429,10 +476,12 @@ Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *te
     }
     VocabImpl *vi = vocab_alloc(n_tokens, text_bytes);
     if (types) vi->is_special = xcalloc((size_t)n_tokens, 1);
+    vi->piece_kind = xmalloc((size_t)n_tokens);
     size_t cursor = 0;
     for (int id = 0; id < n_tokens; id++) {
         store_piece(vi, id, texts[id], lens[id], scores ? scores[id] : 0.0f, 1, &cursor);
         int type = types ? types[id] : 1;
+        vi->piece_kind[id] = piece_kind_of(type);
         if (type == TYPE_BYTE && byte_of_piece(vi->pub.pieces[id], vi->pub.piece_lens[id]) < 0) {
             char shown[64];
             fatal("%s: token %d has type BYTE but text '%s' is not <0xNN>", origin, id,
@@ -445,13 +494,115 @@ Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *te
     vi->pub.eos_id = eos_id;
     vi->pub.unk_id = unk_id;
     vi->pub.parse_special = 1;
+    set_spm_defaults(&vi->pub);
     vocab_finish(vi, origin);
     return &vi->pub;
+}
+
+/** The text token @p id has in llama.cpp: its own, or a name when it is empty. */
+static const char *token_text(const char *const *texts, const size_t *lens, int id, size_t *len, char *name) {
+    if (lens[id] > 0) {
+        *len = lens[id];
+        return texts[id];
+    }
+    *len = (size_t)snprintf(name, EMPTY_NAME_MAX, "[EMPTY_%d]", id);
+    return name;
+}
+
+/** Tokens whose keys are equal would be one token to llama.cpp, which refuses such a vocabulary.
+ * A look-up finds the lowest id of a repeated text, so a token that is not found repeats one. */
+static void check_distinct_keys(const VocabImpl *keys, const char *origin) {
+    const Vocab *k = &keys->pub;
+    for (int id = 0; id < k->n_tokens; id++) {
+        int first = k->piece_lens[id] > 0 ? vocab_lookup(k, k->pieces[id], (size_t)k->piece_lens[id]) : id;
+        if (first != id) {
+            char shown[64];
+            fatal("%s: tokens %d and %d have the same text \"%s\"", origin, first, id,
+                  printable(k->pieces[id], (size_t)k->piece_lens[id], shown, sizeof shown));
+        }
+    }
+}
+
+Vocab *vocab_from_bpe(const char *origin, int n_tokens, const char *const *texts, const size_t *lens,
+                      const int *types, const char *const *merges, const size_t *merge_lens, int n_merges,
+                      const char *pre, int bos_id, int eos_id, int unk_id) {
+    BpeRules rules;
+    char shown[64], name[EMPTY_NAME_MAX];
+    if (!pre) pre = "default"; /* what llama.cpp assumes when the file names none */
+    if (!bpe_rules(pre, strlen(pre), &rules))
+        fatal("%s: pre-tokenizer \"%s\" is not supported (gpt-2, llama-bpe, qwen2, smollm, default are)", origin,
+              printable(pre, strlen(pre), shown, sizeof shown));
+    if (n_tokens <= 0) fatal("%s: vocabulary size %d is not positive", origin, n_tokens);
+    if (n_merges < 0) fatal("%s: %d merges", origin, n_merges);
+    check_special_id(origin, "BOS", bos_id, n_tokens);
+    check_special_id(origin, "EOS", eos_id, n_tokens);
+    check_special_id(origin, "unknown-token", unk_id, n_tokens);
+    size_t text_bytes = (size_t)n_tokens, longest = EMPTY_NAME_MAX; /* the NULs */
+    for (int id = 0; id < n_tokens; id++) {
+        if (lens[id] > MAX_PIECE_BYTES) fatal("%s: token %d is %zu bytes long", origin, id, lens[id]);
+        if (lens[id] > 0 && !texts[id]) fatal("%s: token %d has no text", origin, id);
+        size_t room = lens[id] > EMPTY_NAME_MAX ? lens[id] : EMPTY_NAME_MAX;
+        if (room > SIZE_MAX - text_bytes) fatal("%s: the token texts overflow memory sizes", origin);
+        text_bytes += room;
+        if (lens[id] > longest) longest = lens[id];
+    }
+    VocabImpl *vi = vocab_alloc(n_tokens, text_bytes), *keys = vocab_alloc(n_tokens, text_bytes);
+    vi->is_special = xcalloc((size_t)n_tokens, 1);
+    vi->piece_kind = xmalloc((size_t)n_tokens);
+    char *raw = xmalloc(longest);
+    size_t cursor = 0, key_cursor = 0;
+    for (int id = 0; id < n_tokens; id++) {
+        size_t len;
+        const char *text = token_text(texts, lens, id, &len, name);
+        int type = types ? types[id] : TYPE_NORMAL;
+        long n_raw = bpe_unmap(text, len, raw); /* the raw bytes the stored text stands for */
+        vi->piece_kind[id] = piece_kind_of(type);
+        if (type == TYPE_CONTROL || type == TYPE_UNKNOWN || type == TYPE_USER_DEFINED) {
+            vi->is_special[id] = 1; /* matched in the text as it is written, not mapped */
+            store_piece(vi, id, text, len, 0.0f, 0, &cursor);
+        } else if (n_raw < 0) {
+            fatal("%s: token %d (\"%s\") is not in GPT-2's byte-to-unicode form", origin, id,
+                  printable(text, len, shown, sizeof shown));
+        } else {
+            store_piece(vi, id, raw, (size_t)n_raw, 0.0f, 0, &cursor);
+        }
+        store_piece(keys, id, raw, n_raw < 0 ? 0 : (size_t)n_raw, 0.0f, 0, &key_cursor); /* "": never found */
+    }
+    free(raw);
+    vocab_finish(vi, origin);
+    for (int b = 0; b < 256; b++) vi->pub.byte_token[b] = -1; /* "<0xNN>" is ordinary text here */
+    vocab_finish(keys, origin);
+    check_distinct_keys(keys, origin);
+    vi->keys = keys;
+    vi->bpe = bpe_build(origin, &keys->pub, merges, merge_lens, n_merges, &rules);
+    Vocab *v = &vi->pub;
+    v->bos_id = bos_id;
+    v->eos_id = eos_id;
+    v->unk_id = unk_id;
+    v->parse_special = 1;
+    v->kind = VOCAB_BPE;
+    v->add_bos = rules.add_bos;
+    v->add_eos = 0;
+    v->eot_id = -1;
+    return v;
+}
+
+int vocab_is_eog(const Vocab *v, int id) {
+    if (id < 0) return 0;
+    if (v->n_eog == 0) return id == v->eos_id;
+    for (int i = 0; i < v->n_eog; i++)
+        if (v->eog_ids[i] == id) return 1;
+    return 0;
 }
 
 void vocab_free(Vocab *v) {
     if (!v) return;
     VocabImpl *vi = (VocabImpl *)v;
+    if (vi->keys) vocab_free(&vi->keys->pub);
+    bpe_free(vi->bpe);
+    free(vi->piece_kind);
+    free(v->eog_ids);
+    free(v->chat_template);
     free(v->pieces);
     free(v->piece_lens);
     free(v->scores);
@@ -580,6 +731,7 @@ typedef struct {
     int n_heap;
     size_t heap_cap;
     char *scratch; /* concatenation of two pieces, max_piece_len bytes */
+    BpeWork bpe;   /* the same for byte-level BPE (bpe.c) */
 } Merger;
 
 /* The heap's order: better score first, then the leftmost pair. */
@@ -690,7 +842,7 @@ static int add_symbol(Merger *m, int id, IdSink *out) {
 
 /** Encode @p len bytes of plain text (dummy prefix included) onto @p out: code
  * points (or their byte tokens) as the initial symbols, then the merges. */
-static int encode_plain(Merger *m, const char *text, size_t len, IdSink *out) {
+static int encode_spm(Merger *m, const char *text, size_t len, IdSink *out) {
     if (len == 0) return 1;
     const Vocab *v = &m->vi->pub;
     int prefix = lookup_mergeable(m->vi, " ", 1); /* absent: skipped (llama2.c would emit id -1) */
@@ -714,6 +866,16 @@ static int encode_plain(Merger *m, const char *text, size_t len, IdSink *out) {
         i += (size_t)n;
     }
     return flush_chunk(m, out);
+}
+
+static int emit_to_sink(void *sink, int id) { return emit(sink, id); }
+
+/** Encode a stretch of text without special tokens, the vocabulary's way. */
+static int encode_plain(Merger *m, const char *text, size_t len, IdSink *out) {
+    if (!m->vi->bpe) return encode_spm(m, text, len, out);
+    int ok = bpe_encode(m->vi->bpe, text, len, &m->bpe, emit_to_sink, out, out->err, out->err_len);
+    if (m->bpe.largest_word > counts.largest_chunk) counts.largest_chunk = m->bpe.largest_word;
+    return ok;
 }
 
 /** An occurrence of a special token: where it starts, and the special's rank
@@ -821,9 +983,11 @@ int *vocab_encode(const Vocab *v, const char *text, int add_bos, int *n_ids, cha
     counts = (EncodeCounts){0, 0};
     if (err && err_len) err[0] = '\0';
     size_t len = strlen(text);
-    int ok = !(add_bos && v->bos_id >= 0) || emit(&sink, v->bos_id);
+    int ok = !(add_bos && v->add_bos && v->bos_id >= 0) || emit(&sink, v->bos_id);
     if (ok) ok = v->parse_special && vi->n_specials > 0 ? encode_special(vi, text, len, &m, &sink)
                                                         : encode_plain(&m, text, len, &sink);
+    if (ok && add_bos && v->add_eos && v->eos_id >= 0) ok = emit(&sink, v->eos_id);
+    bpe_work_free(&m.bpe);
     free(m.id);
     free(m.prev);
     free(m.next);
@@ -850,11 +1014,24 @@ int *vocab_encode(const Vocab *v, const char *text, int add_bos, int *n_ids, cha
 #define BYTE_STR64(n) BYTE_STR16(n), BYTE_STR16((n) + 16), BYTE_STR16((n) + 32), BYTE_STR16((n) + 48)
 static const char byte_strings[256][2] = {BYTE_STR64(0), BYTE_STR64(64), BYTE_STR64(128), BYTE_STR64(192)};
 
+/** Byte-level BPE: the bytes of an ordinary or user-defined token, nothing for the others
+ * (llama.cpp's detokenizer without special tokens); no space is ever removed. */
+static const char *decode_bpe(const VocabImpl *vi, int tok, int *len) {
+    unsigned char kind = vi->piece_kind[tok];
+    if (kind != PIECE_NORMAL && kind != PIECE_USER) {
+        *len = 0;
+        return "";
+    }
+    *len = vi->pub.piece_lens[tok];
+    return vi->pub.pieces[tok];
+}
+
 const char *vocab_decode(const Vocab *v, int prev, int tok, int *len) {
     if (tok < 0 || tok >= v->n_tokens) {
         *len = 0;
         return "";
     }
+    if (v->kind == VOCAB_BPE) return decode_bpe(impl_of(v), tok, len);
     const char *piece = v->pieces[tok];
     int n = v->piece_lens[tok];
     int byte = byte_of_piece(piece, n);
@@ -869,6 +1046,22 @@ const char *vocab_decode(const Vocab *v, int prev, int tok, int *len) {
     }
     *len = n;
     return piece;
+}
+
+const char *vocab_piece_text(const Vocab *v, int tok, int *len) {
+    const VocabImpl *vi = impl_of(v);
+    *len = 0;
+    if (tok < 0 || tok >= v->n_tokens) return "";
+    unsigned char kind = vi->piece_kind ? vi->piece_kind[tok] : PIECE_NORMAL;
+    int byte = byte_of_piece(v->pieces[tok], v->piece_lens[tok]);
+    if (kind == PIECE_HIDDEN || (kind == PIECE_BYTE && v->kind == VOCAB_BPE)) return "";
+    /* A byte token prints as its byte; so does "<0xNN>" in a llama2.c vocabulary, which has no types. */
+    if (v->kind == VOCAB_SPM && byte >= 0 && (kind == PIECE_BYTE || !vi->piece_kind)) {
+        *len = 1;
+        return byte_strings[byte];
+    }
+    *len = v->piece_lens[tok];
+    return v->pieces[tok];
 }
 
 /** Bytes in the UTF-8 character that @p lead starts; 0 if it cannot start one. */

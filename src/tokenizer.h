@@ -11,6 +11,11 @@
  * no piece can span two words; lookups go through a hash table. Special
  * tokens are found by one pass of an automaton over the text, whatever their
  * number.
+ *
+ * Chapter 8 adds byte-level BPE vocabularies (vocab_from_bpe(), src/bpe.c):
+ * the text is cut into words by the vocabulary's pre-tokenizer, and each
+ * word's bytes merge by the rank of GGUF's merge list; special tokens are
+ * found the same way, and there is no dummy prefix.
  */
 #ifndef LLAMABOOK_TOKENIZER_H
 #define LLAMABOOK_TOKENIZER_H
@@ -29,7 +34,18 @@ typedef struct Vocab {
     int eos_id;          /**< end of sequence (2) */
     int unk_id;          /**< unknown (0) */
     int parse_special;   /**< 1: text spelling a special token ("<s>") becomes it (llama.cpp on GGUF) */
+    /* Chapter 8: the vocabularies of today's model families. */
+    int kind;            /**< VOCAB_SPM (SentencePiece, every chapter) or VOCAB_BPE (byte-level BPE, chapter 8) */
+    int add_bos;         /**< 1: vocab_encode(add_bos = 1) puts BOS first (tokenizer.ggml.add_bos_token) */
+    int add_eos;         /**< 1: vocab_encode(add_bos = 1) also puts EOS last (tokenizer.ggml.add_eos_token) */
+    int eot_id;          /**< end of turn (<|eot_id|>, <|im_end|>), or -1 */
+    int *eog_ids;        /**< (n_eog) the ids that end a generation: EOS, EOT, EOM and their kin */
+    int n_eog;
+    char *chat_template; /**< tokenizer.chat_template (NUL-terminated), or NULL */
 } Vocab;
+
+/** Vocab.kind */
+enum { VOCAB_SPM = 0, VOCAB_BPE = 1 };
 
 /**
  * Load a llama2.c `tokenizer.bin` holding exactly @p n_tokens entries (the
@@ -52,6 +68,34 @@ Vocab *vocab_from_arrays(const char *origin, int n_tokens, const char *const *te
                          const size_t *lens, const float *scores, const int *types,
                          int bos_id, int eos_id, int unk_id);
 
+/**
+ * Build a byte-level BPE vocabulary (GGUF tokenizer.ggml.model "gpt2"; chapter 8).
+ * @p texts are the token texts as GGUF stores them (GPT-2's byte-to-unicode mapping),
+ * @p merges the ranked "left right" pairs of tokenizer.ggml.merges, @p pre the
+ * pre-tokenizer name (tokenizer.ggml.pre: "gpt2"/"gpt-2", "llama-bpe", "qwen2", "smollm",
+ * "default", and llama.cpp's other names for the same rules; NULL means "default", as in
+ * llama.cpp). @p types as for vocab_from_arrays(); control, unknown and user-defined tokens
+ * are matched in text as they are written, the others are stored as the raw bytes they stand
+ * for. An unknown pre-tokenizer, a token that is not in the byte-to-unicode form, two tokens
+ * with one text, or a merge that is not two tokens whose joined text is a token, is a
+ * fatal() error naming @p origin and the entry. @p bos_id, @p eos_id, @p unk_id may be -1.
+ * Sets add_bos as llama.cpp's default for the pre-tokenizer (on for llama-bpe), add_eos 0.
+ */
+Vocab *vocab_from_bpe(const char *origin, int n_tokens, const char *const *texts, const size_t *lens,
+                      const int *types, const char *const *merges, const size_t *merge_lens, int n_merges,
+                      const char *pre, int bos_id, int eos_id, int unk_id);
+
+/** 1 if @p id ends a generation (one of eog_ids, or EOS when the list is empty). */
+int vocab_is_eog(const Vocab *v, int id);
+
+/**
+ * The bytes of token @p tok as llama-tokenize shows them: special tokens as their text
+ * ("<|im_end|>"), byte-level pieces as the bytes they stand for, SentencePiece pieces with
+ * spaces for U+2581 and byte tokens as their byte; unused and undefined tokens (and BPE byte
+ * tokens) as nothing. Sets *len; an id outside the vocabulary gives "". Never NULL.
+ */
+const char *vocab_piece_text(const Vocab *v, int tok, int *len);
+
 void vocab_free(Vocab *v);
 
 /** Id of the piece exactly equal to the @p len bytes at @p s, or -1. */
@@ -59,9 +103,10 @@ int vocab_lookup(const Vocab *v, const char *s, size_t len);
 
 /**
  * Encode the NUL-terminated @p text, with BOS first when @p add_bos and the
- * vocabulary has one. With parse_special, special tokens are cut out first
+ * vocabulary adds one (Vocab.add_bos, and it has a BOS id), and EOS last when
+ * @p add_bos and Vocab.add_eos. With parse_special, special tokens are cut out first
  * (the longest first) and each stretch of text between them is encoded with
- * its own dummy prefix (llama.cpp's behaviour). Returns the ids in a malloc'd
+ * its own dummy prefix (llama.cpp's behaviour; byte-level BPE has no dummy prefix). Returns the ids in a malloc'd
  * array the caller frees, their number in *n_ids. The array is as long as it
  * needs to be: a text may give more ids than it has bytes (one-byte special
  * tokens between one-byte words give 3 ids per 2 bytes). Returns NULL with a
@@ -84,7 +129,10 @@ EncodeCounts vocab_last_encode_counts(void);
 
 /**
  * The bytes token @p tok stands for when it follows @p prev: a piece right
- * after BOS loses its leading space, and `<0xNN>` is the raw byte NN. Sets
+ * after BOS loses its leading space, and `<0xNN>` is the raw byte NN. In a
+ * byte-level BPE vocabulary: the token's raw bytes, with no space removed, and
+ * nothing for control, unknown, byte and unused tokens (llama.cpp's detokenizer
+ * when it does not show special tokens). Sets
  * *len (the text may be a single NUL byte). Never NULL: an id outside the
  * vocabulary gives "" with *len 0 (callers validate ids).
  */

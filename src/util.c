@@ -112,6 +112,8 @@ void interrupt_arm(void) {
 
 int interrupted(void) { return interrupt_seen; }
 
+void interrupt_reset(void) { interrupt_seen = 0; }
+
 /* The mapped files, for the SIGBUS handler: a read of a page past the end of a
  * file that was truncated after we mapped it raises SIGBUS, not an error code. */
 enum { MAX_MAPPINGS = 16 };
@@ -427,5 +429,57 @@ int parse_float(const char *s, float *out) {
     double v = strtod(s, &end);
     if (*end || !isfinite(v) || fabs(v) > FLT_MAX) return -1;
     *out = (float)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Escapes in prompts, as llama.cpp's -e reads them.                        */
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/** The byte that the escape \\c stands for, or -1 when \\c is not one of the simple escapes. */
+static int simple_escape(char c) {
+    switch (c) {
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case '\'': return '\'';
+    case '"': return '"';
+    case '\\': return '\\';
+    default: return -1;
+    }
+}
+
+int process_escapes(char *s, char *err, size_t err_len) {
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        if (in[0] != '\\' || in[1] == '\0') { /* a lone backslash at the end stays */
+            *out++ = *in;
+            continue;
+        }
+        int byte = simple_escape(in[1]);
+        if (byte >= 0) {
+            *out++ = (char)byte;
+            in++;
+        } else if (in[1] == 'x' && hex_digit(in[2]) >= 0 && hex_digit(in[3]) >= 0) {
+            byte = hex_digit(in[2]) * 16 + hex_digit(in[3]);
+            if (byte == 0) {
+                if (err) snprintf(err, err_len, "\\x00 would end the text there (a NUL byte)");
+                return -1;
+            }
+            *out++ = (char)byte;
+            in += 3;
+        } else { /* not an escape: the backslash and the character after it stay */
+            *out++ = in[0];
+            *out++ = in[1];
+            in++;
+        }
+    }
+    *out = '\0';
     return 0;
 }

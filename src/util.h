@@ -89,6 +89,13 @@ void interrupt_arm(void);
 int interrupted(void);
 
 /**
+ * Forget a Ctrl-C that interrupted() reported, so that the next one is again a
+ * clean stop and only a second one in a row kills: the chat's Ctrl-C ends a
+ * reply, not the conversation.
+ */
+void interrupt_reset(void);
+
+/**
  * Tell the kernel we are done with the mapped bytes [offset, offset+len): they
  * may leave the resident set (chapter 3 uses it to quantize a file larger than
  * the memory it wants to keep).
@@ -110,6 +117,15 @@ size_t peak_rss_bytes(void);
 
 /** Number of CPUs this process may use (its affinity mask on Linux, else the CPUs online). */
 int online_cpus(void);
+
+/**
+ * Turn the escapes llama.cpp's -e understands into the bytes they stand for,
+ * in @p s, in place (the text only shrinks): \\n \\r \\t \\' \\" \\\\ and \\xNN
+ * (exactly two hex digits). Any other backslash is kept with the character
+ * after it, as llama.cpp keeps it. Returns 0, or -1 with a message in @p err
+ * when an escape would put a NUL byte (\\x00) into a C string.
+ */
+int process_escapes(char *s, char *err, size_t err_len);
 
 /** Parse a whole decimal integer / float; 0 on success, -1 on any junk. */
 int parse_long(const char *s, long *out);

@@ -136,14 +136,14 @@ x86_stage() {
     # t_gguf.sh, given a HOST_BUILD, checks each GGUF chapter's logits against the host's, bit for bit
     # shellcheck disable=SC2046
     if build_only "AVX2 (-march=haswell)" "$log" CC="$CC" ARCH=haswell CFLAGS=-march=haswell BUILD="$dir" \
-        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles"; then
+        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles" "$dir/tests/unit_dequant"; then
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_ch04 HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_gguf.sh HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 1 t_unit
     fi
     # the native kernels in the unit tests (the Makefile builds unit tests without -march)
     if build_only "native SIMD unit test" "$log" CC="$CC" CFLAGS=-march=native BUILD="$native" \
-        "$native/tests/unit_ch04" "$native/tests/unit_tiles"; then
+        "$native/tests/unit_ch04" "$native/tests/unit_tiles" "$native/tests/unit_dequant"; then
         tests_only "native SIMD unit test" "$native" 1 t_unit
     fi
     rm -f "$log"
@@ -163,7 +163,7 @@ arm64_stage() {
     # the chapters with the dot-product extension (sdot); the unit tests without (-march default: plain NEON)
     # shellcheck disable=SC2046
     if build_only "ARM64 (armv8.2-a+dotprod)" "$log" CC="$cross" ARCH=armv8.2-a+dotprod BUILD="$dir" \
-        $(targets "$dir" $LAST_PLAIN $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles"; then
+        $(targets "$dir" $LAST_PLAIN $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles" "$dir/tests/unit_dequant"; then
         tests_only "ARM64 under qemu" "$dir" 1 t_ch04 HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
         tests_only "ARM64 under qemu" "$dir" 1 t_gguf.sh HOST_BUILD="$BUILD" RUNNER="$qemu -L $sysroot"
     fi

@@ -116,7 +116,7 @@ fi
 # A cross build's unit tests run here, under the runner (tests/t_unit.sh runs native ones):
 # chapter 4's, and chapter 7's tiles against the one-position kernels where it was built.
 if [ -n "$RUNNER" ]; then
-    for unit in unit_ch04 unit_tiles; do
+    for unit in unit_ch04 unit_tiles unit_dequant; do
         [ -x "$BUILD/tests/$unit" ] || continue
         $RUNNER "$BUILD/tests/$unit" >"$TMP/unit.out" 2>"$TMP/unit.err"
         rc=$?

@@ -1,12 +1,15 @@
 /**
  * @file unit_dequant.c
- * @brief Chapter 5's block formats (src/quants.h) against llama.cpp.
+ * @brief Chapter 5's block formats (src/quants.h) against llama.cpp, and chapter 8's
+ * Q5_K, Q3_K and IQ4_XS.
  *
  *     build/tests/unit_dequant SHARED
  *
  * 1. Decoding: for every (file, tensor) line of SHARED/reference/dequant/NAME.tsv
  *    (values that gguf-py and ggml's own C decoder print), our dequantizer
  *    must give every one of the 768 values bit for bit — one check per line.
+ *    NAME.gguf is looked for in SHARED/models/gguf and then in its families/
+ *    folder (chapter 8's files, with the Q5_K, Q3_K and IQ4_XS tensors).
  * 2. The activation quantizers: Q8_0 is chapter 3's (ties away from zero); Q8_K rounds as llama.cpp does (ties to even), the
  *    Q8_K scale from the signed extreme, bsums.
  * 3. Each plain-C dot product equals the double-precision dot product of the
@@ -16,10 +19,16 @@
  *    weights of a file gives back its bytes.
  * 5. The K-quant SIMD kernels, one row and eight rows at a time, and the
  *    8-row Q8_0 kernel against the plain-C definitions, bit for bit.
+ * 6. Chapter 8's Q5_K, Q3_K and IQ4_XS kernels: each plain-C dot product
+ *    equals the exact sum of its decoded operands (random blocks, blocks of
+ *    extremes, 0..9 super-blocks), and the SIMD ones (one row and eight rows
+ *    at a time) equal it bit for bit.
  *
- * Built without -march (tests are plain C), so these are the plain-C
- * kernels; chapter 5 checks its SIMD kernels against them at load time when
- * LLAMABOOK_CHECK_KERNELS=1 (tests/t_gguf.sh): bit for bit.
+ * The Makefile builds it without -march (tests are plain C), so there the
+ * SIMD kernels are the plain-C ones; built with CFLAGS=-march=native (or
+ * haswell, or for ARM64) it checks the build's SIMD kernels. Chapter 5 checks
+ * its SIMD kernels against them at load time when LLAMABOOK_CHECK_KERNELS=1
+ * (tests/t_gguf.sh): bit for bit.
  */
 #include <dirent.h>
 #include <math.h>
@@ -60,6 +69,11 @@ static void check_file(const char *shared, const char *tsv_name) {
     char gguf_rel[300];
     snprintf(gguf_rel, sizeof gguf_rel, "models/gguf/%s.gguf", stem);
     char *gguf = join(shared, gguf_rel);
+    if (access(gguf, R_OK) != 0) { /* chapter 8's files are in a folder of their own */
+        free(gguf);
+        snprintf(gguf_rel, sizeof gguf_rel, "models/gguf/families/%s.gguf", stem);
+        gguf = join(shared, gguf_rel);
+    }
     FILE *f = fopen(tsv, "r");
     if (!f || access(gguf, R_OK) != 0) {
         snprintf(name, sizeof name, "%s: decode every listed tensor", stem);
@@ -80,8 +94,8 @@ static void check_file(const char *shared, const char *tsv_name) {
         unsigned long ne0 = 0, ne1 = 0;
         sscanf(shape, "%lux%lu", &ne0, &ne1);
         if (!t || t->ne[0] != ne0 || t->ne[1] != ne1 || strcmp(gguf_tensor_type_name(t->type), type) != 0 ||
-            quant_block_size((int)t->type) == 0) {
-            CHECK(name, 0, "tensor missing, of another shape or type, or a type chapter 5 does not decode");
+            quant_block_size_ch8((int)t->type) == 0) {
+            CHECK(name, 0, "tensor missing, of another shape or type, or a type chapters 5 and 8 do not decode");
             continue;
         }
         size_t last = 2 * ne0 + 287, rows = (last > 511 ? last : 511) / ne0 + 1;
@@ -192,14 +206,22 @@ static void check_activation_rounding(void) {
         for (int g = 0; g < 16; g++) zero &= k8.bsums[g] == 0;
         BlockQ4_K w4;
         BlockQ6_K w6;
+        BlockQ5_K w5;
+        BlockQ3_K w3;
+        BlockIQ4_XS wi;
         memset(&w4, 0x11, sizeof w4);
         memset(&w6, 0x22, sizeof w6);
-        w4.d = w4.dmin = w6.d = 0x3c00; /* 1.0 */
+        memset(&w5, 0x33, sizeof w5);
+        memset(&w3, 0x44, sizeof w3);
+        memset(&wi, 0x55, sizeof wi);
+        w4.d = w4.dmin = w6.d = w5.d = w5.dmin = w3.d = wi.d = 0x3c00; /* 1.0 */
         float d4 = dot_q4_K_c(&w4, &k8, 1), d6 = dot_q6_K_c(&w6, &k8, 1);
-        char name[160];
-        snprintf(name, sizeof name, "Q8_K activations: a block with %s gets d = NaN and zero quants; Q4_K and Q6_K dots are NaN",
-                 bad == 0 ? "a NaN" : bad == 1 ? "+infinity" : "-infinity");
-        CHECK(name, isnan(k8.d) && zero && isnan(d4) && isnan(d6), "d %g, quants zero %d, dots %g %g", k8.d, zero, d4, d6);
+        float d5 = dot_q5_K_c(&w5, &k8, 1), d3 = dot_q3_K_c(&w3, &k8, 1), di = dot_iq4_xs_c(&wi, &k8, 1);
+        char name[200];
+        snprintf(name, sizeof name, "Q8_K activations: a block with %s gets d = NaN and zero quants; Q4_K, Q6_K, Q5_K, Q3_K and "
+                 "IQ4_XS dots are NaN", bad == 0 ? "a NaN" : bad == 1 ? "+infinity" : "-infinity");
+        CHECK(name, isnan(k8.d) && zero && isnan(d4) && isnan(d6) && isnan(d5) && isnan(d3) && isnan(di),
+              "d %g, quants zero %d, dots %g %g %g %g %g", k8.d, zero, d4, d6, d5, d3, di);
     }
     /* the weight quantizer of tools/gguf_convert: a non-finite weight decodes as NaN, not as a number */
     for (int j = 0; j < QK; j++) x[j] = (float)j / 8.0f;
@@ -228,6 +250,35 @@ static float rnd(void) { /* xorshift64*, uniform in [-1, 1) */
     return (float)((rng_state * 2685821657736338717ull) >> 40) / 8388608.0f - 1.0f;
 }
 
+/** The plain-C dot product of a row of K-quant @p type with @p nb Q8_K blocks. */
+static float k_dot_c(int type, const void *row, const BlockQ8_K *x, int nb) {
+    switch (type) {
+    case Q_Q4_K: return dot_q4_K_c(row, x, nb);
+    case Q_Q6_K: return dot_q6_K_c(row, x, nb);
+    case Q_Q5_K: return dot_q5_K_c(row, x, nb);
+    case Q_Q3_K: return dot_q3_K_c(row, x, nb);
+    default: return dot_iq4_xs_c(row, x, nb);
+    }
+}
+
+/** The same with the build's SIMD kernel. */
+static float k_dot_simd(int type, const void *row, const BlockQ8_K *x, int nb) {
+    switch (type) {
+    case Q_Q4_K: return simd_dot_q4_K(row, x, nb);
+    case Q_Q6_K: return simd_dot_q6_K(row, x, nb);
+    case Q_Q5_K: return simd_dot_q5_K(row, x, nb);
+    case Q_Q3_K: return simd_dot_q3_K(row, x, nb);
+    default: return simd_dot_iq4_xs(row, x, nb);
+    }
+}
+
+/** The build's 8-row kernel of chapter 8's @p type: out[k] for the 8 rows of @p nb super-blocks at @p rows. */
+static void family_dot_8rows(int type, float *out, const void *rows, const BlockQ8_K *x, int nb) {
+    if (type == Q_Q5_K) simd_dot_q5_K_8rows(out, rows, x, nb);
+    else if (type == Q_Q3_K) simd_dot_q3_K_8rows(out, rows, x, nb);
+    else simd_dot_iq4_xs_8rows(out, rows, x, nb);
+}
+
 /** Our dot of row @p r of @p t with activations x, and the exact sum it stands for. */
 static void dot_both(const GgufTensor *t, size_t r, const float *x, double *ours, double *exact, double *mag) {
     int n = (int)t->ne[0], type = (int)t->type;
@@ -250,11 +301,11 @@ static void dot_both(const GgufTensor *t, size_t r, const float *x, double *ours
         free(scales);
         break;
     }
-    case Q_Q4_K: case Q_Q6_K:
+    case Q_Q4_K: case Q_Q6_K: case Q_Q5_K: case Q_Q3_K: case Q_IQ4_XS:
         quantize_q8_K(x, k8, n);
         for (int b = 0; b < n / QK_K; b++)
             for (int j = 0; j < QK_K; j++) xd[b * QK_K + j] = k8[b].d * (float)k8[b].qs[j];
-        *ours = type == Q_Q4_K ? dot_q4_K_c((const BlockQ4_K *)row, k8, n / QK_K) : dot_q6_K_c((const BlockQ6_K *)row, k8, n / QK_K);
+        *ours = k_dot_c(type, row, k8, n / QK_K);
         break;
     }
     *exact = 0;
@@ -275,6 +326,9 @@ static void check_dots(const char *shared) {
         {"models/gguf/stories260K-q4_k_m.gguf", "blk.0.attn_q.weight"}, /* Q5_0 */
         {"models/gguf/syn-k256-q4_k_m.gguf", "blk.0.ffn_down.weight"},
         {"models/gguf/syn-k256-q6_k.gguf", "blk.0.ffn_down.weight"},
+        {"models/gguf/families/qwen2-syn-q5_k_m.gguf", "blk.0.attn_q.weight"},  /* Q5_K */
+        {"models/gguf/families/smollm-syn-q3_k_m.gguf", "blk.0.attn_q.weight"}, /* Q3_K */
+        {"models/gguf/families/smollm-syn-iq4_xs.gguf", "blk.0.attn_q.weight"}, /* IQ4_XS */
     };
     char name[300];
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -449,6 +503,84 @@ static void check_q8_0_8rows(void) {
           bad_n, bad_row, bad_row >= 0 ? got[bad_row] : 0.0f, want);
 }
 
+/* ------------------------------------------------------------------------ */
+/* 6. Chapter 8's Q5_K, Q3_K and IQ4_XS kernels                             */
+
+/** Rows of @p type: random bytes (@p fill < 0) or every byte @p fill, then finite random fp16 super-scales. */
+static void family_rows(int type, uint8_t *rows, size_t bytes, int fill) {
+    for (size_t i = 0; i < bytes; i++) rows[i] = fill < 0 ? (uint8_t)(rnd() * 128.0f + 128.0f) : (uint8_t)fill;
+    const size_t block = quant_row_bytes(type, QK_K);
+    for (size_t at = 0; at + block <= bytes; at += block) {
+        void *b = rows + at;
+        uint16_t d = fp16_from_float(rnd() * 0.01f), dmin = fp16_from_float(rnd() * 0.01f);
+        if (type == Q_Q5_K) ((BlockQ5_K *)b)->d = d, ((BlockQ5_K *)b)->dmin = dmin;
+        if (type == Q_Q3_K) ((BlockQ3_K *)b)->d = d;
+        if (type == Q_IQ4_XS) ((BlockIQ4_XS *)b)->d = d;
+    }
+}
+
+static const char *family_name(int type) { return type == Q_Q5_K ? "Q5_K" : type == Q_Q3_K ? "Q3_K" : "IQ4_XS"; }
+
+/**
+ * For each of Q5_K, Q3_K and IQ4_XS, 0..9 super-blocks, 8 rows each: random
+ * rows; rows of 0x00 (Q3_K: every quant −4 and every scale −32; IQ4_XS: level
+ * −127, scale −32: the largest integer sums) and of 0xff (the top quants,
+ * scales and mins); against random activations with spikes, activations all
+ * alike (every quant −127), all +127 but the first (which is −127: Q8_K maps
+ * the extreme to −127) and of alternating sign.
+ *  - The plain-C dot product equals Σ w·x in double precision over the
+ *    decoded weights (dequant_row(), checked against llama.cpp's values in 1.)
+ *    and the decoded activations, to float rounding: the definition computes
+ *    the same sum, only with integers inside each super-block.
+ *  - The build's SIMD kernels, one row and eight rows at a time, give the
+ *    plain-C value bit for bit.
+ */
+static void check_family_kernels(void) {
+    enum { MAX_NB = 9, ROWS = 8 };
+    static uint8_t rows[ROWS * MAX_NB * sizeof(BlockQ5_K)];
+    static float x[MAX_NB * QK_K], w[MAX_NB * QK_K], xd[MAX_NB * QK_K];
+    static BlockQ8_K xk[MAX_NB];
+    const int types[3] = {Q_Q5_K, Q_Q3_K, Q_IQ4_XS};
+    for (int ti = 0; ti < 3; ti++) {
+        int type = types[ti], same = 1, bad_nb = -1, bad_row = -1, bad_trial = -1, cases = 0;
+        double worst = 0;
+        float got = 0.0f, want = 0.0f;
+        for (int trial = 0; trial < 12; trial++) {
+            int fill = trial < 4 ? -1 : trial < 8 ? 0x00 : 0xff, xs = trial % 4; /* x: random, quants −127, +127, alternating */
+            for (int nb = 0; nb <= MAX_NB; nb++) {
+                int n = nb * QK_K;
+                size_t row_bytes = quant_row_bytes(type, (size_t)n);
+                family_rows(type, rows, ROWS * row_bytes, fill);
+                for (int i = 0; i < n; i++)
+                    x[i] = xs == 0 ? rnd() * (i % 61 == 0 ? 40.0f : 1.0f) : xs == 1 ? 0.5f : xs == 2 ? (i ? 0.5f : -0.5f) : (i % 2 ? -1.0f : 1.0f);
+                quantize_q8_K(x, xk, n);
+                for (int b = 0; b < nb; b++)
+                    for (int j = 0; j < QK_K; j++) xd[b * QK_K + j] = xk[b].d * (float)xk[b].qs[j];
+                float eight[ROWS];
+                family_dot_8rows(type, eight, rows, xk, nb);
+                for (int r = 0; r < ROWS; r++, cases++) {
+                    const uint8_t *row = rows + row_bytes * (size_t)r;
+                    float plain = k_dot_c(type, row, xk, nb), simd = k_dot_simd(type, row, xk, nb);
+                    if (!memcmp(&plain, &simd, sizeof plain)) simd = eight[r]; /* the one-row kernel agrees: check the 8-row one */
+                    dequant_row(type, row, w, n);
+                    double exact = 0, mag = 0;
+                    for (int i = 0; i < n; i++) exact += (double)w[i] * (double)xd[i], mag += fabs((double)w[i] * (double)xd[i]);
+                    double rel = fabs((double)plain - exact) / (mag > 0 ? mag : 1);
+                    if (rel > worst || (nb == 0 && plain != 0.0f)) worst = nb == 0 && plain != 0.0f ? 1.0 : rel;
+                    if (same && memcmp(&plain, &simd, sizeof plain)) same = 0, bad_nb = nb, bad_row = r, bad_trial = trial, got = simd, want = plain;
+                }
+            }
+        }
+        char name[200];
+        snprintf(name, sizeof name, "plain-C %s dot product = the exact sum of its decoded operands (%d rows: random, 0x00, 0xff; 0..%d super-blocks)",
+                 family_name(type), cases, MAX_NB);
+        CHECK(name, worst < 1e-5, "worst |ours - exact| / sum|w x| = %.3g", worst);
+        snprintf(name, sizeof name, "%s SIMD kernels (%s; one row, 8 rows) = the plain-C definition, bit for bit, on the same %d rows",
+                 family_name(type), SIMD_NAME, cases);
+        CHECK(name, same, "trial %d, %d super-blocks, row %d: %a, want %a", bad_trial, bad_nb, bad_row, got, want);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *shared = argc > 1 ? argv[1] : "../shared";
     check_references(shared);
@@ -457,5 +589,6 @@ int main(int argc, char **argv) {
     check_requantize(shared);
     check_k_kernels();
     check_q8_0_8rows();
+    check_family_kernels();
     return UNIT_EXIT();
 }

@@ -76,14 +76,14 @@ static void test_sampler(void) {
     Sampler s;
     float logits[5] = {0.5f, 2.0f, 2.0f, -1.0f, 1.0f};
     sampler_init(&s, 5, 0.0f, 1.0f, 0, 1);
-    CHECK("greedy picks the first of equal maxima", sampler_sample(&s, logits) == 1, "got %d", sampler_sample(&s, logits));
+    CHECK("greedy picks the first of equal maxima", sampler_sample(&s, logits, NULL, 0) == 1, "got %d", sampler_sample(&s, logits, NULL, 0));
     sampler_free(&s);
 
     /* probabilities 0.5, 0.3, 0.15, 0.05: the nucleus for top-p 0.7 is {0, 1} */
     float lp[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
     int counts[4] = {0};
     sampler_init(&s, 4, 1.0f, 0.7f, 0, 42);
-    for (int i = 0; i < 20000; i++) counts[sampler_sample(&s, lp)]++;
+    for (int i = 0; i < 20000; i++) counts[sampler_sample(&s, lp, NULL, 0)]++;
     sampler_free(&s);
     double share0 = counts[0] / 20000.0;
     CHECK("top-p 0.7 keeps only the two likeliest tokens", counts[2] == 0 && counts[3] == 0, "counts %d %d %d %d", counts[0], counts[1], counts[2], counts[3]);
@@ -91,7 +91,7 @@ static void test_sampler(void) {
 
     int k_counts[4] = {0};
     sampler_init(&s, 4, 1.0f, 1.0f, 3, 7);
-    for (int i = 0; i < 20000; i++) k_counts[sampler_sample(&s, lp)]++;
+    for (int i = 0; i < 20000; i++) k_counts[sampler_sample(&s, lp, NULL, 0)]++;
     sampler_free(&s);
     CHECK("top-k 3 never picks the 4th token", k_counts[3] == 0 && k_counts[2] > 0, "counts %d %d %d %d", k_counts[0], k_counts[1], k_counts[2], k_counts[3]);
 
@@ -101,7 +101,7 @@ static void test_sampler(void) {
     sampler_init(&sb, 4, 0.9f, 0.95f, 0, 1234);
     sampler_init(&sc, 4, 0.9f, 0.95f, 0, 1235);
     for (int i = 0; i < 50; i++) {
-        a[i] = sampler_sample(&sa, lp), b[i] = sampler_sample(&sb, lp), c[i] = sampler_sample(&sc, lp);
+        a[i] = sampler_sample(&sa, lp, NULL, 0), b[i] = sampler_sample(&sb, lp, NULL, 0), c[i] = sampler_sample(&sc, lp, NULL, 0);
         same_ab &= a[i] == b[i];
         same_ac &= a[i] == c[i];
     }

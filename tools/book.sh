@@ -215,6 +215,9 @@ fi
 # whole, for its page
 if [ -e docs/bench_batch.md ]; then md_cells <docs/bench_batch.md >"$GEN/parts/bench_batch.md"
 else echo "$NO_BENCH" >"$GEN/parts/bench_batch.md"; fi
+# Chapter 8's run: the new weight types against llama.cpp (docs/bench_families.md, written by hand from one run)
+if [ -e docs/bench_families.md ]; then md_cells <docs/bench_families.md >"$GEN/parts/bench_families.md"
+else echo "$NO_BENCH" >"$GEN/parts/bench_families.md"; fi
 # the lines above the first table (date, CPU, bandwidth), for the parts of one table
 BENCH_HEAD=$([ -e docs/bench.md ] && awk '/^<!-- bench:/ { exit } { print }' docs/bench.md)
 for id in $( (awk -F '\t' '$1 == "table" { print $2 }' tools/bench.tsv

@@ -1,15 +1,15 @@
 /**
  * @file tilebench.c
  * @brief One thread, one weight matrix: GFLOP/s of chapter 6's one-position kernels against
- * chapter 7's tiles (src/tiles.h), on random weights of any type chapter 5 reads.
+ * chapter 7's tiles (src/tiles.h), on random weights of any type chapter 5 or chapter 8 reads.
  *
  *     build/tilebench [-t TYPE] [--rows N] [--cols N] [--positions P] [--seconds S]
  *
- * TYPE: q8_0 q5_0 q4_0 q4_k q6_k f16 f32 (default q4_0); rows × cols the matrix (default
+ * TYPE: q8_0 q5_0 q4_0 q4_k q6_k q5_k q3_k iq4_xs f16 f32 (default q4_0); rows × cols the matrix (default
  * 2048 × 768, the w1 of the stories110M shape), P positions (default 128). Each way is timed
  * for about S seconds (0.5), the fastest repetition kept. "one position" multiplies the matrix
  * with each position in turn, with the kernels chapter 6 uses (eight rows at a time for Q8_0,
- * Q4_0, Q4_K and Q6_K); "tiles" walks it as chapter 7's batch_range() does: rows in blocks of 256 KiB,
+ * Q4_0, Q4_K and Q6_K, and chapter 8's Q5_K, Q3_K and IQ4_XS); "tiles" walks it as chapter 7's batch_range() does: rows in blocks of 256 KiB,
  * every group of the tile's positions over each block. A check that the two agree bit for bit
  * comes with every run. Built with the chapters' -march (the Makefile), so it measures their
  * kernels.
@@ -41,11 +41,11 @@ static double now(void) {
 }
 
 static int parse_type(const char *s) {
-    const char *names[] = {"q8_0", "q5_0", "q4_0", "q4_k", "q6_k", "f16", "f32"};
-    const int types[] = {Q_Q8_0, Q_Q5_0, Q_Q4_0, Q_Q4_K, Q_Q6_K, Q_F16, Q_F32};
-    for (int i = 0; i < 7; i++)
+    const char *names[] = {"q8_0", "q5_0", "q4_0", "q4_k", "q6_k", "q5_k", "q3_k", "iq4_xs", "f16", "f32"};
+    const int types[] = {Q_Q8_0, Q_Q5_0, Q_Q4_0, Q_Q4_K, Q_Q6_K, Q_Q5_K, Q_Q3_K, Q_IQ4_XS, Q_F16, Q_F32};
+    for (int i = 0; i < 10; i++)
         if (!strcmp(s, names[i])) return types[i];
-    fatal("-t: unknown type '%s' (q8_0 q5_0 q4_0 q4_k q6_k f16 f32)", s);
+    fatal("-t: unknown type '%s' (q8_0 q5_0 q4_0 q4_k q6_k q5_k q3_k iq4_xs f16 f32)", s);
     return -1;
 }
 
@@ -54,7 +54,7 @@ static uint8_t *random_matrix(int type, int rows, int cols, size_t row_bytes) {
     size_t bytes = row_bytes * (size_t)rows;
     uint8_t *m = xmalloc(bytes);
     for (size_t i = 0; i < bytes; i++) m[i] = (uint8_t)next_u32();
-    int bs = quant_block_size(type), nb = cols / bs;
+    int bs = quant_block_size_ch8(type), nb = cols / bs;
     for (int r = 0; r < rows; r++) {
         uint8_t *row = m + row_bytes * (size_t)r;
         for (int b = 0; b < nb && bs > 1; b++) {
@@ -68,6 +68,9 @@ static uint8_t *random_matrix(int type, int rows, int cols, size_t row_bytes) {
             if (type == Q_Q4_0) ((BlockQ4_0 *)(void *)row)[b].d = d;
             if (type == Q_Q4_K) ((BlockQ4_K *)(void *)row)[b].d = ((BlockQ4_K *)(void *)row)[b].dmin = d;
             if (type == Q_Q6_K) ((BlockQ6_K *)(void *)row)[b].d = d;
+            if (type == Q_Q5_K) ((BlockQ5_K *)(void *)row)[b].d = ((BlockQ5_K *)(void *)row)[b].dmin = d;
+            if (type == Q_Q3_K) ((BlockQ3_K *)(void *)row)[b].d = d;
+            if (type == Q_IQ4_XS) ((BlockIQ4_XS *)(void *)row)[b].d = d;
         }
         for (int i = 0; i < cols && type == Q_F32; i++) ((float *)(void *)row)[i] = uniform(-1, 1);
         for (int i = 0; i < cols && type == Q_F16; i++) ((uint16_t *)(void *)row)[i] = fp16_from_float(uniform(-1, 1));
@@ -84,6 +87,9 @@ static float one_row(int type, const uint8_t *row, const TileInput *in, int n) {
     case Q_Q4_0: return simd_dot_q4_0(w, in->xq, in->xd, in->xs, n / QK);
     case Q_Q4_K: return simd_dot_q4_K(w, in->xk, n / QK_K);
     case Q_Q6_K: return simd_dot_q6_K(w, in->xk, n / QK_K);
+    case Q_Q5_K: return simd_dot_q5_K(w, in->xk, n / QK_K);
+    case Q_Q3_K: return simd_dot_q3_K(w, in->xk, n / QK_K);
+    case Q_IQ4_XS: return simd_dot_iq4_xs(w, in->xk, n / QK_K);
     case Q_F16: return simd_dot_f16(w, in->xh, n);
     default: return simd_dot_f32(w, in->x, n);
     }
@@ -94,12 +100,15 @@ static void one_position_way(float *out, int type, const uint8_t *m, size_t row_
     for (int p = 0; p < np; p++) {
         int i = 0;
         float *o = out + (size_t)p * rows;
-        for (; i + 8 <= rows && (type == Q_Q8_0 || type == Q_Q4_0 || type == Q_Q4_K || type == Q_Q6_K); i += 8) {
+        for (; i + 8 <= rows && type != Q_Q5_0 && type != Q_F16 && type != Q_F32; i += 8) {
             const void *w = m + row_bytes * (size_t)i;
             if (type == Q_Q8_0) simd_dot_q8_0_8rows(o + i, w, in[p].xq, in[p].xd, in[p].xs, cols / QK);
             else if (type == Q_Q4_0) simd_dot_q4_0_8rows(o + i, w, in[p].xq, in[p].xd, in[p].xs, cols / QK);
             else if (type == Q_Q4_K) simd_dot_q4_K_8rows(o + i, w, in[p].xk, cols / QK_K);
-            else simd_dot_q6_K_8rows(o + i, w, in[p].xk, cols / QK_K);
+            else if (type == Q_Q6_K) simd_dot_q6_K_8rows(o + i, w, in[p].xk, cols / QK_K);
+            else if (type == Q_Q5_K) simd_dot_q5_K_8rows(o + i, w, in[p].xk, cols / QK_K);
+            else if (type == Q_Q3_K) simd_dot_q3_K_8rows(o + i, w, in[p].xk, cols / QK_K);
+            else simd_dot_iq4_xs_8rows(o + i, w, in[p].xk, cols / QK_K);
         }
         for (; i < rows; i++) o[i] = one_row(type, m + row_bytes * (size_t)i, &in[p], cols);
     }
@@ -132,7 +141,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
         else fatal("unknown flag %s", argv[i]);
     }
-    if (rows < 1 || rows > (1 << 20) || cols < 1 || cols > (1 << 16) || np < 1 || np > 4096 || cols % quant_block_size(type))
+    if (rows < 1 || rows > (1 << 20) || cols < 1 || cols > (1 << 16) || np < 1 || np > 4096 || cols % quant_block_size_ch8(type))
         fatal("impossible shape %d x %d, %d positions", rows, cols, np);
     Tile tile = tile_for(type);
     size_t row_bytes = quant_row_bytes(type, (size_t)cols);
