@@ -236,7 +236,7 @@ static const Family *read_family(const char *path, const GgufFile *g) {
           (int)(len < 40 ? len : 40), arch);
 }
 
-/** "<arch>.<suffix>", the name of one of the family's keys (in a static buffer: one at a time). */
+/** `ARCH.SUFFIX`, the name of one of the family's keys (in a static buffer: one at a time). */
 static const char *arch_key(const Family *f, const char *suffix) {
     static char key[96];
     snprintf(key, sizeof key, "%s.%s", f->name, suffix);
@@ -264,7 +264,7 @@ static void key_must_be(const char *path, const GgufFile *g, const char *key, ui
     if (v != want) fatal("%s: %s = %u is not supported: %s", path, key, v, why);
 }
 
-/** The model's shape, from the <arch>.* keys. */
+/** The model's shape, from the `ARCH.*` keys (llama.*, qwen2.*). */
 static void read_config(const char *path, const GgufFile *g, const Family *f, ModelConfig *c) {
     c->seq_len = required_u32(path, g, arch_key(f, "context_length"), MAX_CONTEXT);
     c->dim = required_u32(path, g, arch_key(f, "embedding_length"), MAX_DIM);
@@ -349,7 +349,7 @@ static void read_rope_scaling(const char *path, const GgufFile *g, const Family 
     }
 }
 
-/** Whether @p key (of @p len bytes) equals the family's key "<arch>.<suffix>" for one of @p suffixes. */
+/** Whether @p key (of @p len bytes) equals the family's key `ARCH.SUFFIX` for one of @p suffixes. */
 static int is_arch_key(const Family *f, const char *key, size_t len, const char *const *suffixes) {
     size_t n = strlen(f->name);
     if (len <= n + 1 || memcmp(key, f->name, n) != 0 || key[n] != '.') return 0;
@@ -484,7 +484,7 @@ static QTensor load_matrix(const Loader *ld, const char *name, int rows, int col
 static float *load_norm(const Loader *ld, const char *name, int n) {
     const GgufTensor *t = find_tensor(ld->path, ld->g, name, n, 0);
     if (t->type != GGML_F32)
-        fatal("%s: tensor %s has type %s; norms, biases and rope_freqs must be f32", ld->path, name,
+        fatal("%s: tensor %s has type %s; norm weights must be f32 (biases and rope_freqs too)", ld->path, name,
               gguf_tensor_type_name(t->type));
     float *v = xmalloc(sizeof(float) * (size_t)n);
     memcpy(v, t->data, sizeof(float) * (size_t)n);

@@ -59,6 +59,8 @@ gguf_bad_input() {
         fi
         # the expected messages (tests/unit_gguf.c) name chapter 5; each chapter names itself
         expect=${expect//chapter 5/chapter $((10#${G#ch}))}
+        # chapter 8 reads byte-level BPE ("gpt2") vocabularies: this one lacks the merges they need
+        [ "$slug" = model-tokenizer-gpt2 ] && [ $((10#${G#ch})) -ge 8 ] && expect="tokenizer.ggml.merges is missing"
         expect_error "$G model: $what" "$CHB" -m "$cases/$slug.gguf" -n 1
         if ! grep -qF -- "$expect" "$TMP/ee.err" || ! grep -qF "$cases/$slug.gguf" "$TMP/ee.err"; then
             bad "$G model: $what: the message" "expected the file name and \"$expect\", got: $(head -c 200 "$TMP/ee.err")"
