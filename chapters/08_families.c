@@ -32,10 +32,11 @@
  * @section ch08_cost What it costs
  * Nothing on a Llama 2 file: every new step multiplies by 1, divides by 1
  * or is skipped, so the numbers and the speed are chapter 7's. On the new
- * files, the biases are 2·dim additions per position and layer, and the
- * scaled angles are computed once per position; the new weight types (Q5_K,
- * Q3_K, IQ4_XS, src/quants.h) have one-position kernels, and their batch
- * tiles call them position by position.
+ * files, the biases are dim + 2·kv_dim additions per position and layer, and
+ * the scaled angles are computed once per position; the new weight types
+ * (Q5_K, Q3_K, IQ4_XS) have one-position kernels and register tiles of
+ * their own (src/quants.h, src/tiles_q8_K.h), which keep chapter 7's rule:
+ * a tile's sums are the one-position kernel's, bit for bit.
  *
  * @section ch08_check How it is checked
  * The chain (tests/chain.tsv): on Llama 2 files of every weight type, chapter

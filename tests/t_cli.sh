@@ -254,6 +254,24 @@ if [ -x "$CB" ] && [ -n "$CM" ]; then
     printf 'Once upon a time\n' | timeout 60 "${chat[@]}" -n 12 --ids 2>/dev/null | tail -n 1 >"$CL/typed.ids"
     timeout 60 "${chat[@]}" -n 12 --ids -p "Once upon a time" </dev/null 2>/dev/null | tail -n 1 >"$CL/p.ids"
     cl_same "$cl_name -cnv -p: the first user message, as if typed" "$(cat "$CL/typed.ids")" "$(cat "$CL/p.ids")"
+    # one run over the whole templated text (the first reply written out as the text of its tokens) gives the
+    # conversation's tokens: the same prompt ids and the same second reply (Qwen2's chatml: specials are tokens)
+    qm=$SHARED/models/gguf/families/qwen2-syn-f32.gguf
+    if ! have_shared models/gguf/families/qwen2-syn-f32.gguf || ! command -v python3 >/dev/null || [ $((10#$CL_CH)) -lt 8 ]; then
+        skip "$cl_name -cnv: the tokens of one run over the whole templated text" "needs chapter 8, python3 and qwen2-syn-f32.gguf"
+    else
+        printf 'Once upon a time\nLily wanted to\n' | timeout 60 "$CB" -m "$qm" -cnv --temp 0 -sys "You tell stories." -n 12 --ids \
+            2>"$CL/q.err" | tail -n 1 >"$CL/q.ids"
+        nl=$'\n'
+        q1=$(sed -n 's/^\[chat\] turn 1: [0-9]* new tokens, \([0-9]*\) in the cache, reply \([0-9]*\) tokens.*/\1 \2/p' "$CL/q.err")
+        qc1=${q1% *} qr1=${q1#* }
+        reply=$(python3 tests/detok.py "$qm" $(cut -d' ' -f$((qc1 + 1))-$((qc1 + qr1)) "$CL/q.ids"); echo x)
+        reply=${reply%x}
+        text="<|im_start|>system${nl}You tell stories.<|im_end|>${nl}<|im_start|>user${nl}Once upon a time<|im_end|>${nl}"
+        text+="<|im_start|>assistant${nl}${reply}<|im_end|>${nl}<|im_start|>user${nl}Lily wanted to<|im_end|>${nl}<|im_start|>assistant${nl}"
+        one=$("$CB" -m "$qm" --no-escape -p "$text" -n 12 --temp 0 --ids 2>/dev/null)
+        cl_same "$cl_name -cnv on qwen2-syn: the tokens of one run over the whole templated text" "$one" "$(cat "$CL/q.ids")"
+    fi
     timeout 30 "${chat[@]}" </dev/null >"$CL/eof.out" 2>"$CL/eof.err"
     rc=$?
     if [ "$rc" = 0 ] && ! grep -q '^\[chat\] turn' "$CL/eof.err"; then ok "$cl_name -cnv: no input at all ends the chat with status 0"
