@@ -45,7 +45,12 @@ CHAPTER_NUMS := $(foreach c,$(CHAPTER_SRCS),$(call chapter_num,$(c)))
 CHAPTER_BINS := $(addprefix $(BUILD)/ch,$(CHAPTER_NUMS))
 NEWEST := $(lastword $(CHAPTER_NUMS))
 
-LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+# The driver: the command line (main.c) and the server (server.c, chapter 9) call the model
+# interface, so they are linked into the chapters only; every other src/*.c is a library that
+# the tools and unit tests link too.
+DRIVER_SRCS := src/main.c src/server.c
+DRIVER_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(DRIVER_SRCS))
+LIB_SRCS := $(filter-out $(DRIVER_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 HEADERS := $(wildcard src/*.h)
 TOOL_SRCS := $(wildcard tools/*.c)
@@ -71,8 +76,8 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) $(STAMP)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 define CHAPTER_RULE
-$(BUILD)/ch$(call chapter_num,$(1)): $(1) $(BUILD)/obj/main.o $(LIB_OBJS) $(HEADERS) $(STAMP)
-	$$(CC) $$(CFLAGS_ALL) $$(call chapter_flags,$(call chapter_num,$(1))) -o $$@ $(1) $(BUILD)/obj/main.o $(LIB_OBJS) $$(LDLIBS_ALL)
+$(BUILD)/ch$(call chapter_num,$(1)): $(1) $(DRIVER_OBJS) $(LIB_OBJS) $(HEADERS) $(STAMP)
+	$$(CC) $$(CFLAGS_ALL) $$(call chapter_flags,$(call chapter_num,$(1))) -o $$@ $(1) $(DRIVER_OBJS) $(LIB_OBJS) $$(LDLIBS_ALL)
 endef
 $(foreach c,$(CHAPTER_SRCS),$(eval $(call CHAPTER_RULE,$(c))))
 
@@ -145,7 +150,7 @@ student:
 
 grade: all
 	@CC="$(CC)" CFLAGS="$(CFLAGS_ALL) $(call chapter_flags,$(CH_NN))" LDLIBS="$(LDLIBS_ALL)" \
-	    MAIN_OBJ=$(BUILD)/obj/main.o LIB_OBJS="$(LIB_OBJS)" BUILD=$(BUILD) SHARED=$(SHARED) STUDENT=$(STUDENT) \
+	    MAIN_OBJ="$(DRIVER_OBJS)" LIB_OBJS="$(LIB_OBJS)" BUILD=$(BUILD) SHARED=$(SHARED) STUDENT=$(STUDENT) \
 	    bash tools/grade/grade.sh grade $(CH)
 
 # The flags chapter CH is compiled with, for scripts that build it without make (tests/t_book.sh).
@@ -154,13 +159,17 @@ grade-flags:
 	@echo '$(CFLAGS_ALL) $(call chapter_flags,$(CH_NN))'
 
 # The fuzzers, under libFuzzer (clang with compiler-rt), ASan and UBSan:
-#   make fuzz [FUZZ_TARGET=gguf|model] [FUZZ_TIME=seconds]
+#   make fuzz [FUZZ_TARGET=gguf|model|server] [FUZZ_TIME=seconds]
 # gguf (the default): chapter 5's GGUF reader, gguf_parse() on the bytes (tests/fuzz_gguf.c).
 #   Seeds: the first 16 KiB of each shared GGUF file and the malformed files tests/unit_gguf.c writes.
 # model: chapter FUZZ_CHAPTER's (05) whole setup from the bytes, the tokenizer on a prompt and three
 #   positions of the forward pass, fatal() returning to the harness (tests/fuzz_model.c). Seeds: tiny
 #   complete models (mksynth, gguf_convert) in F32, F16, Q8_0 and Q4_0 that reach the forward pass,
 #   and the malformed files; rejected inputs' error lines are discarded (-close_fd_mask=2).
+# server: chapter 9's parsers (tests/fuzz_server.c): http_parse_head() on the bytes, json_parse() on
+#   them and on what follows the first blank line, the JSON writer on every parsed tree and on the
+#   bytes as one string. Seeds: the good and malformed requests and documents that tests/unit_http.c
+#   and tests/unit_json.c write (--write-cases).
 # Corpora and finds (crash-*, leak-*, timeout-*) are left in $(BUILD)/fuzz. In libFuzzer's output,
 # `#N ... cov: C ft: F corp: K/S exec/s: E` means N executions so far, C coverage points (edges)
 # reached, F features (edges by hit count, comparisons), K inputs of S bytes in the corpus; the
@@ -176,10 +185,10 @@ FUZZ_MODEL_SRCS := $(wildcard chapters/$(FUZZ_CHAPTER)_*.c) src/gguf.c src/util.
 # name:mksynth shape:gguf_convert type; every one under the model target's -max_len (64 KiB)
 FUZZ_MODEL_SEEDS := d16-f32:16,32,1,2,1:f32 d16-f16:16,32,1,2,1:f16 d32-q8_0:32,64,1,2,1:q8_0 \
     d32-q4_0:32,64,1,2,1:q4_0 d32-l2-q4_0:32,64,2,4,2:q4_0
-.PHONY: fuzz fuzz-gguf fuzz-model fuzz-unknown
-fuzz: $(if $(filter gguf model,$(FUZZ_TARGET)),fuzz-$(FUZZ_TARGET),fuzz-unknown)
+.PHONY: fuzz fuzz-gguf fuzz-model fuzz-server fuzz-unknown
+fuzz: $(if $(filter gguf model server,$(FUZZ_TARGET)),fuzz-$(FUZZ_TARGET),fuzz-unknown)
 fuzz-unknown:
-	@echo "error: FUZZ_TARGET=$(FUZZ_TARGET): expected gguf or model" >&2; exit 1
+	@echo "error: FUZZ_TARGET=$(FUZZ_TARGET): expected gguf, model or server" >&2; exit 1
 
 fuzz-gguf: $(BUILD)/tests/unit_gguf
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
@@ -203,3 +212,11 @@ fuzz-model: $(BUILD)/tests/unit_gguf $(BUILD)/mksynth $(BUILD)/gguf_convert
 	done; rm -f $(FUZZ_DIR)/seed.bin $(FUZZ_DIR)/seed-tok.bin
 	cd $(FUZZ_DIR) && ./fuzz_model -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=30 -close_fd_mask=2 -print_final_stats=1 \
 	    corpus-model seeds-model
+
+fuzz-server: $(BUILD)/tests/unit_http $(BUILD)/tests/unit_json
+	@mkdir -p $(FUZZ_DIR)/corpus-server $(FUZZ_DIR)/seeds-server
+	$(FUZZ_CC) -o $(FUZZ_DIR)/fuzz_server tests/fuzz_server.c src/http.c src/json.c src/util.c
+	$(BUILD)/tests/unit_http --write-cases $(FUZZ_DIR)/seeds-server
+	$(BUILD)/tests/unit_json --write-cases $(FUZZ_DIR)/seeds-server
+	cd $(FUZZ_DIR) && ./fuzz_server -max_total_time=$(FUZZ_TIME) -max_len=16384 -timeout=10 -print_final_stats=1 \
+	    corpus-server seeds-server

@@ -338,7 +338,7 @@ char *chat_apply(ChatTemplate tmpl, const ChatMessage *msgs, int n_msgs, int add
  */
 
 /** The text of the model's EOS token, which zephyr writes at the end of a turn (NULL: none). */
-static const char *eos_text_of(const Vocab *v) {
+const char *chat_eos_text(const Vocab *v) {
     if (!v || v->eos_id < 0 || v->eos_id >= v->n_tokens) return NULL;
     int len;
     return vocab_piece_text(v, v->eos_id, &len);
@@ -444,7 +444,7 @@ static int shown_starts(const ChatSession *s, size_t n, const char *full, size_t
  */
 static char *delta_after_rewritten_reply(const ChatSession *s, const ChatMessage *with_user, size_t n_shown) {
     int n = s->n_msgs; /* with_user[n - 1] is the reply, with_user[n] the new user message */
-    const char *eos = eos_text_of(s->vocab);
+    const char *eos = chat_eos_text(s->vocab);
     char *before = chat_apply(s->tmpl, with_user, n - 1, 1, eos);
     ChatMessage *empty = xmalloc(checked_mul((size_t)n + 1, sizeof *empty, "chat messages"));
     memcpy(empty, with_user, ((size_t)n + 1) * sizeof *empty);
@@ -512,7 +512,7 @@ int chat_session_user(ChatSession *s, const char *text, char *err, size_t err_le
     ChatMessage *with_user = xmalloc(checked_mul((size_t)s->n_msgs + 1, sizeof *with_user, "chat messages"));
     if (s->n_msgs) memcpy(with_user, s->msgs, (size_t)s->n_msgs * sizeof *with_user);
     with_user[s->n_msgs] = (ChatMessage){"user", text};
-    char *full = chat_apply(s->tmpl, with_user, s->n_msgs + 1, 1, eos_text_of(s->vocab));
+    char *full = chat_apply(s->tmpl, with_user, s->n_msgs + 1, 1, chat_eos_text(s->vocab));
     size_t n_keep;
     int n_keep_ids;
     char *delta = user_delta(s, with_user, full, &n_keep, &n_keep_ids);

@@ -65,6 +65,9 @@ ChatTemplate chat_template_detect(const char *jinja);
  */
 char *chat_apply(ChatTemplate t, const ChatMessage *msgs, int n_msgs, int add_assistant, const char *eos_text);
 
+/** The text of @p v's EOS token, which zephyr ends a turn with (chat_apply()'s @p eos_text); NULL when it has none. */
+const char *chat_eos_text(const Vocab *v);
+
 /** A conversation, and the tokens of it the model has seen (what its KV cache holds). */
 typedef struct {
     ChatTemplate tmpl;

@@ -66,6 +66,7 @@
 #include "llama2c.h"
 #include "model.h"
 #include "sampler.h"
+#include "server.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -413,6 +414,19 @@ __attribute__((weak)) int model_forward_batch(Model *m, const int *tokens, int f
     for (; p < n && !interrupted(); p++) /* Ctrl-C: stop at the next row, as chapter 1 would */
         memcpy(out + (size_t)(p - first) * vocab, model_forward(m, tokens, p + 1), sizeof(float) * vocab);
     return p - first;
+}
+
+/*
+ * For the chapters with one KV cache (1-8): each step through model_forward()
+ * in turn. Correct, but the one cache then holds whichever sequence ran last,
+ * so a sequence is recomputed from the start whenever another ran in between.
+ * Chapter 9 defines its own, with a cache per sequence and one batch for all.
+ */
+__attribute__((weak)) int model_forward_seqs(Model *m, const ModelSeqStep *steps, int n_steps) {
+    size_t vocab = (size_t)model_config(m)->vocab_size;
+    for (int i = 0; i < n_steps; i++)
+        memcpy(steps[i].logits, model_forward(m, steps[i].tokens, steps[i].n), sizeof(float) * vocab);
+    return n_steps;
 }
 
 /** model_forward_batch() with forward()'s check on every row; returns the rows written (fewer after Ctrl-C). */
@@ -935,6 +949,8 @@ static int tokenize_only(const Options *o) {
 }
 
 int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* chapter 9's server: a program of its own, with llama-server's options */
+        if (strcmp(argv[i], "--server") == 0) return server_main(argc, argv);
     Options o = parse_options(argc, argv);
     prepare_texts(&o);
     int rc;
@@ -943,7 +959,7 @@ int main(int argc, char **argv) {
         free(o.text);
         return rc;
     }
-    ModelOptions mo = {(int)o.threads, o.verbose, o.check_tensors, (int)o.batch, (int)o.n_ctx};
+    ModelOptions mo = {(int)o.threads, o.verbose, o.check_tensors, (int)o.batch, (int)o.n_ctx, 0}; /* one sequence */
     Model *m = model_open(o.model_path, &mo);
     set_context(&o, model_config(m));
     if (o.logits_path) {

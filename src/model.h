@@ -52,6 +52,7 @@ typedef struct {
     int n_batch;       /**< -b: the most positions model_forward_batch() takes at once (chapter 7 on) */
     int n_ctx;         /**< -c: the most positions to keep (0 = the file's context); chapter 8 on sizes its
                             KV cache by it and reports it as seq_len; the driver keeps every chapter within it */
+    int n_seqs;        /**< -np: how many sequences the model keeps caches for at once (chapter 9 on; 0 or 1 = one) */
 } ModelOptions;
 
 /** A chapter's model. Each chapter defines the struct its own way. */
@@ -84,6 +85,27 @@ const float *model_forward(Model *m, const int *tokens, int n);
  * driver's version stops early after Ctrl-C, as its loop would).
  */
 int model_forward_batch(Model *m, const int *tokens, int first, int n, float *out);
+
+/** One sequence's share of a model_forward_seqs() step. */
+typedef struct {
+    int seq;           /**< whose cache: 0 .. ModelOptions.n_seqs - 1; each at most once per call */
+    const int *tokens; /**< (n) the sequence's whole tokens so far, tokens[0] BOS at position 0 */
+    int n;             /**< its length, 1 <= n <= seq_len */
+    float *logits;     /**< (vocab_size) where the logits predicting the token after tokens[n-1] go */
+} ModelSeqStep;
+
+/**
+ * One step of several sequences: for each of the @p n_steps entries, the logits that
+ * model_forward(tokens, n) would return on a model holding only that sequence, bit for bit.
+ * Each sequence has its own KV cache and keeps the longest prefix of @p tokens it already holds,
+ * as model_forward() does. Chapter 9 runs the positions every cache lacks as the rows of one
+ * batch (a token of each decoding sequence and pieces of new prompts, at most the batch size of
+ * ModelOptions per pass), so each weight matrix is read once for all of them. Chapters 1-8 do
+ * not define it: the driver's definition (src/main.c, a weak symbol) calls model_forward() for
+ * each entry in turn on their one cache, which recomputes a sequence whenever another ran in
+ * between. Returns n_steps.
+ */
+int model_forward_seqs(Model *m, const ModelSeqStep *steps, int n_steps);
 
 /** Bytes of weights read from memory to produce one token (for GB/s figures). */
 size_t model_weight_bytes(const Model *m);

@@ -53,6 +53,23 @@ same_ids() {
     if [ "$verdict" = same ]; then ok "$name"; else bad "$name" "$verdict"; fi
 }
 
+# relay_results PREFIX OUT ERR RC NAME: a checker program's "ok    NAME", "FAIL  NAME: why" and
+# "skip  NAME: why" lines (in file OUT) counted as this suite's own, PREFIX before each name; an
+# exit status RC other than 0 without a FAIL line of its own, or no line at all, fails NAME (with
+# the end of its stderr, file ERR).
+relay_results() {
+    local prefix=$1 out=$2 err=$3 rc=$4 name=$5 line rest n_before=$((PASS + FAIL + SKIP)) f_before=$FAIL
+    while IFS= read -r line; do
+        case "$line" in
+        "ok    "*) ok "$prefix${line#ok    }" ;;
+        "FAIL  "*) rest=${line#FAIL  }; bad "$prefix${rest%%: *}" "${rest#*: }" ;;
+        "skip  "*) rest=${line#skip  }; skip "$prefix${rest%%: *}" "${rest#*: }" ;;
+        esac
+    done <"$out"
+    if [ "$rc" -ne 0 ] && [ "$FAIL" -eq "$f_before" ]; then bad "$name" "exit status $rc: $(tail -c 300 "$err")"; fi
+    if [ $((PASS + FAIL + SKIP)) -eq "$n_before" ]; then bad "$name" "printed no results (exit $rc)"; fi
+}
+
 # The reference prompts: "id<TAB>text" lines of $SHARED/reference/prompts.tsv.
 prompt_ids() { cut -f1 "$SHARED/reference/prompts.tsv"; }
 prompt_text() { awk -F '\t' -v id="$1" '$1 == id { print $2 }' "$SHARED/reference/prompts.tsv"; }

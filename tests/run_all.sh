@@ -8,14 +8,16 @@
 #     chain quick, tests/t_ch04.sh in full).
 #  5. x86 kernels: every simd chapter's AVX2 path (-march=haswell) against the host build
 #     (chapter 4 against chapter 3, the GGUF chapters' logits bit for bit and their kernel
-#     check), and the native kernels in the unit tests of chapter 4 and of chapter 7's tiles.
+#     check), and the native kernels in the unit tests of chapter 4, of chapter 7's tiles and of
+#     chapter 9's sequences.
 #  6. ARM64: every simd chapter (and the plain chapter before the first, for its portability
 #     check) cross-compiled with NEON (+dotprod), run under qemu: tests/t_ch04.sh,
 #     unit_ch04 and unit_tiles, and for each GGUF chapter its logits = the host build's, bit
 #     for bit, and its kernel check.
 #  7. ThreadSanitizer: every simd chapter, a short generation and teacher-forced logits with
 #     several threads on a model of the format it reads; the newest GGUF chapter, 200 tokens
-#     with 7 threads on a Q4_0 file; and the pool's unit test.
+#     with 7 threads on a Q4_0 file; the pool's unit test; and the server's tests
+#     (tests/t_server.sh) on the newest GGUF chapter.
 #  Stages 5-7 are skipped, visibly, where the CPU, the cross compiler or qemu is missing.
 #  The chapters of stages 4-7 are those of chapters/chapters.tsv (its kind and reads columns).
 #
@@ -136,14 +138,14 @@ x86_stage() {
     # t_gguf.sh, given a HOST_BUILD, checks each GGUF chapter's logits against the host's, bit for bit
     # shellcheck disable=SC2046
     if build_only "AVX2 (-march=haswell)" "$log" CC="$CC" ARCH=haswell CFLAGS=-march=haswell BUILD="$dir" \
-        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles" "$dir/tests/unit_dequant"; then
+        $(targets "$dir" $SIMD_CHAPTERS) "$dir/tests/unit_ch04" "$dir/tests/unit_tiles" "$dir/tests/unit_dequant" "$dir/tests/unit_seqs"; then
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_ch04 HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 0 t_gguf.sh HOST_BUILD="$BUILD"
         tests_only "AVX2 (-march=haswell)" "$dir" 1 t_unit
     fi
     # the native kernels in the unit tests (the Makefile builds unit tests without -march)
     if build_only "native SIMD unit test" "$log" CC="$CC" CFLAGS=-march=native BUILD="$native" \
-        "$native/tests/unit_ch04" "$native/tests/unit_tiles" "$native/tests/unit_dequant"; then
+        "$native/tests/unit_ch04" "$native/tests/unit_tiles" "$native/tests/unit_dequant" "$native/tests/unit_seqs"; then
         tests_only "native SIMD unit test" "$native" 1 t_unit
     fi
     rm -f "$log"
@@ -221,6 +223,12 @@ tsan_stage() {
             fi
         fi
         tsan_run "the pool's unit test (20000 handoffs), clean" "$dir/tests/unit_ch04"
+        # the server (chapter 9): its acceptor, connection and engine threads through every check of
+        # tests/t_server.sh, which fails on any ThreadSanitizer report in a server's output
+        if [ -n "$long_ch" ] && build_only "ThreadSanitizer: the server" "$log" CC="$CC" SANITIZE=thread BUILD="$dir" \
+            "$dir/loadgen"; then
+            tests_only "ThreadSanitizer" "$dir" 1 t_server HOST_BUILD="$BUILD" SERVER_CH="$long_ch"
+        fi
         unset TSAN_OPTIONS
         rm -rf "$tmp"
     fi

@@ -19,6 +19,7 @@
 #   parts/bench_ID.md        the table ID of docs/bench.md (the tables of tools/bench.tsv, which
 #                            the chapters' "Cost and speed" sections include); a note if absent
 #   parts/bench_batch.md     docs/bench_batch.md, chapter 7's run (prompts, llama.cpp, roofline)
+#   parts/bench_server.md    docs/bench_server.md, chapter 9's run (clients at once, llama-server)
 #
 # A page includes a part with \include{doc} NAME.md. Every function of every chapter also
 # gets an alias linking to its line in the annotated source: \ch01_rmsnorm writes
@@ -218,6 +219,9 @@ else echo "$NO_BENCH" >"$GEN/parts/bench_batch.md"; fi
 # Chapter 8's run: the new weight types against llama.cpp (docs/bench_families.md, written by hand from one run)
 if [ -e docs/bench_families.md ]; then md_cells <docs/bench_families.md >"$GEN/parts/bench_families.md"
 else echo "$NO_BENCH" >"$GEN/parts/bench_families.md"; fi
+# Chapter 9's run: the server under load, against llama-server (docs/bench_server.md, from tools/bench_server.sh's table)
+if [ -e docs/bench_server.md ]; then md_cells <docs/bench_server.md >"$GEN/parts/bench_server.md"
+else echo "$NO_BENCH" >"$GEN/parts/bench_server.md"; fi
 # the lines above the first table (date, CPU, bandwidth), for the parts of one table
 BENCH_HEAD=$([ -e docs/bench.md ] && awk '/^<!-- bench:/ { exit } { print }' docs/bench.md)
 for id in $( (awk -F '\t' '$1 == "table" { print $2 }' tools/bench.tsv

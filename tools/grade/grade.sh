@@ -29,7 +29,7 @@
 # Exit status 0 when everything passes, 1 when something fails, 2 on misuse.
 #
 # Environment (the Makefile's grade target sets it): CC, CFLAGS (the chapter's compile flags),
-# LDLIBS, MAIN_OBJ (build/obj/main.o), LIB_OBJS, BUILD (build), SHARED (../shared),
+# LDLIBS, MAIN_OBJ (the driver: build/obj/main.o build/obj/server.o), LIB_OBJS, BUILD (build), SHARED (../shared),
 # STUDENT (student), JOBS (2).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -40,9 +40,9 @@ JOBS=${JOBS:-2}
 CC=${CC:-cc}
 CFLAGS=${CFLAGS:--std=c11 -O2 -g -Wall -Wextra -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE -Isrc}
 LDLIBS=${LDLIBS:--lm -lpthread}
-MAIN_OBJ=${MAIN_OBJ:-$BUILD/obj/main.o}
+MAIN_OBJ=${MAIN_OBJ:-$BUILD/obj/main.o $BUILD/obj/server.o}
 if [ -z "${LIB_OBJS:-}" ]; then
-    for o in "$BUILD"/obj/*.o; do [ "$o" = "$MAIN_OBJ" ] || LIB_OBJS="${LIB_OBJS:-} $o"; done
+    for o in "$BUILD"/obj/*.o; do case " $MAIN_OBJ " in *" $o "*) ;; *) LIB_OBJS="${LIB_OBJS:-} $o" ;; esac; done
 fi
 EX_AWK=tools/grade/exercises.awk
 PROMPT="Once upon a time"
@@ -377,7 +377,7 @@ cmd_grade() {
     read -r PREV PREV_DIFF PREV_TOP1 PREV_KL <<<"$(chain "$nn")"
     [ -n "$PREV" ] && [ ! -x "$BUILD/ch$PREV" ] && PREV=
     [ -x "$BUILD/ch$nn" ] || die "$BUILD/ch$nn not built (run make)"
-    [ -e "$MAIN_OBJ" ] || die "$MAIN_OBJ not built (run make)"
+    for o in $MAIN_OBJ; do [ -e "$o" ] || die "$o not built (run make)"; done
     [ -x "$BUILD/logits_cmp" ] || die "$BUILD/logits_cmp not built (run make)"
 
     W=$(mktemp -d)
