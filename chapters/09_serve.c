@@ -1479,8 +1479,6 @@ static void batch_range(const BatchStep *s, int k, int lo, int hi) {
                 for (int q = 0; q < tile.positions; q++) in[q] = tile_input(&s->steps[p + (q < n ? q : n - 1)]);
                 for (int r = r0; r < r1; r += tile.rows) {
                     float out[TILE_MAX_POSITIONS * TILE_MAX_ROWS];
-                    if (p == 0 && r + 2 * tile.rows <= hi) /* the first pass over these rows: ask for a later tile's now */
-                        fetch_bytes(w->data + (size_t)(r + tile.rows) * w->row_bytes, w->data + (size_t)(r + 2 * tile.rows) * w->row_bytes);
                     tile.fn(out, w->data + (size_t)r * w->row_bytes, w->row_bytes, in, n_in);
                     for (int q = 0; q < n; q++) put_rows(&s->steps[p + q].part[k], r, out + q * tile.rows, tile.rows);
                 }
