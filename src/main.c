@@ -495,15 +495,6 @@ static int *encode_prompt(const Vocab *v, const char *prompt, const char *origin
     return ids;
 }
 
-/**
- * 1 when @p id ends a generation: one of the vocabulary's end-of-generation
- * ids (EOS, end of turn), or BOS on a SentencePiece vocabulary, llama2.c's
- * rule, which every greedy reference of the Llama 2 files follows.
- */
-static int ends_generation(const Vocab *v, int id) {
-    return vocab_is_eog(v, id) || (v->kind == VOCAB_SPM && v->bos_id >= 0 && id == v->bos_id);
-}
-
 /** The sampler the options ask for; the penalty's window of -1 is the whole context. */
 static void sampler_from_options(Sampler *s, const Options *o, int vocab_size) {
     uint64_t seed = o->seed >= 0 ? (uint64_t)o->seed : (uint64_t)time(NULL);
@@ -561,7 +552,7 @@ static int generate(const Options *o, Model *m, const Vocab *v) {
         double dt = now_seconds() - t0;
         if (step == 0) t_prefill = dt; else t_decode += dt;
         int next = sampler_sample(&sampler, logits, ids, n); /* the penalty sees BOS, prompt and output */
-        if (!o->ignore_eos && ends_generation(v, next)) break;
+        if (!o->ignore_eos && vocab_ends_text(v, next)) break;
         ids[n++] = next;
         if (!o->print_ids) print_pieces(&out, v, ids, n - 1, n);
     }
@@ -639,7 +630,7 @@ static ReplyEnd reply(Chat *c, int turn_start, TurnStats *st) {
         int next = sampler_sample(&c->sampler, logits, s->ids + turn_start, s->n_ids - turn_start);
         chat_session_token(s, next);
         st->n_reply++;
-        if (!c->o->ignore_eos && ends_generation(c->v, next)) return REPLY_END_OF_TURN;
+        if (!c->o->ignore_eos && vocab_ends_text(c->v, next)) return REPLY_END_OF_TURN;
         print_pieces(&out, c->v, s->ids, s->n_ids - 1, s->n_ids);
     }
 }

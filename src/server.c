@@ -12,7 +12,8 @@
  *    job's text and writes it out, as server-sent events or as one JSON reply;
  *  - the engine keeps -np slots, one KV cache each (the model's sequences, ModelOptions.n_seqs).
  *    A waiting job goes to the free slot whose cache holds the longest prefix of its prompt, so
- *    a conversation's next turn finds its history already computed. Each step runs every busy
+ *    a conversation's next turn finds its history already computed (a new conversation, which
+ *    shares only the template's first tokens with any cache, to the slot used longest ago). Each step runs every busy
  *    slot's new positions as rows of one batch (model_forward_seqs()): one token of each
  *    replying slot and a piece of each new prompt, at most -b rows. That is continuous
  *    batching: a job joins or leaves between two steps, never waiting for the others to end.
@@ -691,7 +692,7 @@ static void next_token(Server *s, int i) {
     if (j->t_prompt_done == 0) j->t_prompt_done = now_seconds();
     if (s->opt.logits_dir) record_logits(s, sl, sl->ids[sl->n_ids - 1]);
     int id = sampler_sample(&sl->sampler, sl->logits, sl->ids, sl->n_ids);
-    if (!j->ignore_eos && vocab_is_eog(s->vocab, id)) {
+    if (!j->ignore_eos && vocab_ends_text(s->vocab, id)) { /* the terminal's rule: the end of a turn, EOS, or BOS */
         finish_job(s, i, "stop", 0, NULL);
         return;
     }

@@ -595,6 +595,10 @@ int vocab_is_eog(const Vocab *v, int id) {
     return 0;
 }
 
+int vocab_ends_text(const Vocab *v, int id) {
+    return vocab_is_eog(v, id) || (v->kind == VOCAB_SPM && v->bos_id >= 0 && id == v->bos_id);
+}
+
 void vocab_free(Vocab *v) {
     if (!v) return;
     VocabImpl *vi = (VocabImpl *)v;

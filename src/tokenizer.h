@@ -89,6 +89,14 @@ Vocab *vocab_from_bpe(const char *origin, int n_tokens, const char *const *texts
 int vocab_is_eog(const Vocab *v, int id);
 
 /**
+ * 1 if generating @p id ends the text: vocab_is_eog(), or BOS in a SentencePiece vocabulary
+ * (llama2.c's rule, which every greedy reference of the Llama 2 files follows: its models end a
+ * story by starting the next one). The driver's generation and chat and the server (chapter 9)
+ * stop there alike.
+ */
+int vocab_ends_text(const Vocab *v, int id);
+
+/**
  * The bytes of token @p tok as llama-tokenize shows them: special tokens as their text
  * ("<|im_end|>"), byte-level pieces as the bytes they stand for, SentencePiece pieces with
  * spaces for U+2581 and byte tokens as their byte; unused and undefined tokens (and BPE byte
