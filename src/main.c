@@ -764,6 +764,9 @@ static int conversation(const Options *o, Model *m, const Vocab *v) {
 /* ------------------------------------------------------------------------ */
 /* Teacher forcing: the logits of every position of a given sequence.      */
 
+/* An error in a list of ids: the list freed, then fatal() (which exits: a leak checker would count it). */
+#define IDS_FAIL(...) (free(ids), fatal(__VA_ARGS__))
+
 static int *parse_ids(const char *text, const char *flag, int vocab_size, int *n_out) {
     size_t cap = strlen(text) / 2 + 2; /* an id and a separator take at least two bytes */
     int *ids = xmalloc(sizeof(int) * cap);
@@ -776,21 +779,22 @@ static int *parse_ids(const char *text, const char *flag, int vocab_size, int *n
          * to LONG_MAX and the message would quote a number nobody wrote. */
         size_t digits = strspn(p, "0123456789");
         if (digits == 0 || (p[digits] && !strchr(" \t\n\r,", p[digits])))
-            fatal("%s: '%.20s' is not a token id", flag, p);
+            IDS_FAIL("%s: '%.20s' is not a token id", flag, p);
         long id = 0;
         for (size_t i = 0; i < digits && id < vocab_size; i++) id = id * 10 + (p[i] - '0');
         if (id >= vocab_size)
-            fatal("%s: token id %.*s is outside the vocabulary (0..%d)", flag, (int)(digits < 40 ? digits : 40), p,
+            IDS_FAIL("%s: token id %.*s is outside the vocabulary (0..%d)", flag, (int)(digits < 40 ? digits : 40), p,
                   vocab_size - 1);
-        if ((size_t)n == cap) fatal("%s: too many ids", flag);
+        if ((size_t)n == cap) IDS_FAIL("%s: too many ids", flag);
         ids[n++] = (int)id;
         p += digits;
     }
-    if (n == 0) fatal("%s: no token ids", flag);
-    if (n > context.n) fatal("%s: %d ids, longer than %s", flag, n, context.words);
+    if (n == 0) IDS_FAIL("%s: no token ids", flag);
+    if (n > context.n) IDS_FAIL("%s: %d ids, longer than %s", flag, n, context.words);
     *n_out = n;
     return ids;
 }
+#undef IDS_FAIL
 
 static int teacher_force(const Options *o, Model *m) {
     const ModelConfig *cfg = model_config(m);
