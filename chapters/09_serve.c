@@ -20,8 +20,9 @@
  * on 2 cores, against 3.3 ms for the same eight tokens one sequence at a
  * time: syn-k256-q4_k_m.gguf, AVX-512.)
  *
- * Only attention reads a sequence's own state: it runs piece by piece, each
- * sequence's rows over its own cache (batch_attention()). A row's bits do not
+ * Only attention reads a sequence's own state: each sequence's rows attend
+ * over its own cache, all sequences' heads in one parallel loop
+ * (batch_attention()). A row's bits do not
  * depend on the rows beside it: chapter 7's tiles add each output's terms in
  * the one-position kernel's order, and attend_group() gives attend_head()'s
  * bits. So a user's logits are the same whether the server is busy or not,

@@ -1321,6 +1321,8 @@ int server_main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    if (!is_regular_file(s->opt.model_path)) /* a wrong path in one line, before the listening line */
+        fatal("%s: %s", s->opt.model_path, access(s->opt.model_path, F_OK) != 0 ? strerror(errno) : "not a regular file");
     s->listen_fd = listen_on(&s->opt); /* first: /health answers 503 while the model loads */
     pthread_t acceptor, engine;
     if (pthread_create(&acceptor, NULL, accept_main, s) != 0) fatal("cannot start the acceptor thread");

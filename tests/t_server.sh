@@ -16,8 +16,9 @@
 #     its slot at once; --max-queue, --max-connections and --timeout; SIGTERM and SIGINT stop it
 #     mid-stream with status 0; /health is 503 while loading (--load-delay);
 #  6. load: 16 clients x 20 requests through build/loadgen, nothing lost, within a minute
+#  7. bad flags and model files: one error line each, status 1
 #     (QUICK=1, the sanitizer pass: 16 x 5);
-#  7. no sanitizer report (ASan, UBSan, TSan: make SANITIZE=1 or thread) in any server's stderr
+#  8. no sanitizer report (ASan, UBSan, TSan: make SANITIZE=1 or thread) in any server's stderr
 #     or the other programs' it ran, and no server it started outlives it.
 # The chapter: the newest (SERVER_CH=NN picks another GGUF chapter: they all serve, one sequence
 # at a time before chapter 9).
@@ -30,6 +31,30 @@ if [ ! -x "$SB" ]; then
 elif ! command -v python3 >/dev/null; then
     skip "server" "python3 is not installed (Debian: apt-get install python3)"
 else
+    # bad flags and files: one error line, status 1, before it listens (expect_error); a file that
+    # is only found wrong while loading: status 1 and one error line naming it, after the line that
+    # says where it listens (it listens first, so that /health can answer 503 while it loads)
+    sv_good=$SHARED/models/gguf/families/qwen2-syn-q8_0.gguf
+    [ -e "$sv_good" ] || sv_good=$(tiny_gguf q8_0)
+    expect_error "server: a missing model file" "$SB" --server -m "$SV/none.gguf" --port 0
+    expect_error "server: a folder as the model" "$SB" --server -m "$SV" --port 0
+    expect_error "server: no model" "$SB" --server --port 0
+    expect_error "server: --port x" "$SB" --server -m "$sv_good" --port x
+    expect_error "server: --port 70000" "$SB" --server -m "$sv_good" --port 70000
+    expect_error "server: -np 0" "$SB" --server -m "$sv_good" -np 0 --port 0
+    expect_error "server: --timeout without a value" "$SB" --server -m "$sv_good" --timeout
+    expect_error "server: an unknown option" "$SB" --server -m "$sv_good" --bogus --port 0
+    expect_error "server: an unknown --chat-template" "$SB" --server -m "$sv_good" --chat-template nope --port 0
+    expect_error "server: a --host that is no address" "$SB" --server -m "$sv_good" --host 256.1.1.1 --port 0
+    printf 'GGUF\003\000\000\000' >"$SV/short.gguf"
+    timeout 30 "$SB" --server -m "$SV/short.gguf" --port 0 >"$SV/load.out" 2>"$SV/load.err" </dev/null
+    rc=$?
+    if [ "$rc" -eq 1 ] && [ "$(grep -c '^error: ' "$SV/load.err")" -eq 1 ] && grep -q "^error: $SV/short.gguf: " "$SV/load.err" &&
+        [ "$(grep -vc '^\[server\] listening on ' "$SV/load.err")" -eq 1 ] && [ ! -s "$SV/load.out" ]; then
+        ok "server: a truncated GGUF: one error line naming it, status 1"
+    else
+        bad "server: a truncated GGUF: one error line naming it, status 1" "status $rc: $(head -c 300 "$SV/load.err" | tr '\n' '|')"
+    fi
     sv_models=()
     if have_shared models/gguf/families/qwen2-syn-q8_0.gguf; then
         sv_models+=("$SHARED/models/gguf/families/qwen2-syn-q8_0.gguf")
