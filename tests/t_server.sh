@@ -16,8 +16,8 @@
 #     its slot at once; --max-queue, --max-connections and --timeout; SIGTERM and SIGINT stop it
 #     mid-stream with status 0; /health is 503 while loading (--load-delay);
 #  6. load: 16 clients x 20 requests through build/loadgen, nothing lost, within a minute
-#  7. bad flags and model files: one error line each, status 1
 #     (QUICK=1, the sanitizer pass: 16 x 5);
+#  7. bad flags and model files: one error line each, status 1;
 #  8. no sanitizer report (ASan, UBSan, TSan: make SANITIZE=1 or thread) in any server's stderr
 #     or the other programs' it ran, and no server it started outlives it.
 # The chapter: the newest (SERVER_CH=NN picks another GGUF chapter: they all serve, one sequence
